@@ -46,6 +46,8 @@ _TWO_PI = 2.0 * math.pi
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(12)
 _GL_XI = (_GL_X + 1) / 2  # nodes on [0, 1]
 _GL_WH = _GL_W / 2  # weights on [0, 1]
+_GL_XI2 = torch.tensor(_GL_XI**2)
+_GL_WH_T = torch.tensor(_GL_WH)
 
 
 def pixel_grid(resolution: int = RESOLUTION, extent: float = EXTENT, dtype=torch.float64, device=None):
@@ -66,10 +68,9 @@ def _upper_tail(x):
 def _owens_t_small(p, q):
     """T(p, q/p) for 0 <= q <= p (so a <= 1), by 12-point Gauss-Legendre in x = a xi."""
     a = q / p
-    acc = torch.zeros_like(p)
-    for xi, w in zip(_GL_XI, _GL_WH):
-        acc = acc + w * torch.exp(-0.5 * (q * xi) ** 2) / (1 + (a * xi) ** 2)
-    return torch.exp(-0.5 * p * p) * a * acc / _TWO_PI
+    xi2 = _GL_XI2.to(p)
+    terms = torch.exp(-0.5 * (q * q)[..., None] * xi2) / (1 + (a * a)[..., None] * xi2)
+    return torch.exp(-0.5 * p * p) * a * (terms @ _GL_WH_T.to(p)) / _TWO_PI
 
 
 def owens_t(h, a):
@@ -101,30 +102,53 @@ def _edge_frame(A, B, orient, points):
     L = d.norm(dim=-1)
     t = d / L.clamp_min(1e-300)[..., None]
     n = orient[..., None] * torch.stack([t[..., 1], -t[..., 0]], -1)
-    rel = A[..., None, :] - points  # [..., E, P, 2]
-    h = (rel * n[..., None, :]).sum(-1)
-    sA = (rel * t[..., None, :]).sum(-1)
+    rx = A[..., 0, None] - points[:, 0]  # [..., E, P]
+    ry = A[..., 1, None] - points[:, 1]
+    h = rx * n[..., 0, None] + ry * n[..., 1, None]
+    sA = rx * t[..., 0, None] + ry * t[..., 1, None]
     sB = sA + L[..., None]
     return h, sA, sB, L, n
 
 
-def _edge_values(h, sA, sB):
+# Beyond this distance (sigma units) from an edge segment the Gaussian terms of the edge are
+# below exp(-9.5^2 / 2) ~ 3e-20: only the subtended angle remains, so they are skipped.
+NEAR = 9.5
+
+
+def _near(h, sA, sB):
+    """Pixel-edge pairs closer than NEAR: h^2 + (distance along the line to the segment)^2."""
+    along = torch.clamp(torch.zeros_like(sA), sA, sB)  # nearest arc position on the segment
+    return h * h + along * along < NEAR * NEAR
+
+
+def _edge_values(h, sA, sB, near=None):
     """Integral of the 2D standard normal over the polygon, edge by edge (see module doc)."""
     tiny = torch.tensor(1e-300, dtype=h.dtype, device=h.device)
     h = torch.where(h.abs() < tiny, tiny, h)  # h = 0 contributes 0; keep the sign convention +
-    angle = torch.atan2(h * (sB - sA), h * h + sA * sB)
-    hh = h.abs()
-    tB = torch.sign(sB) * _owens_t_hs(hh, sB.abs())
-    tA = torch.sign(sA) * _owens_t_hs(hh, sA.abs())
-    return angle / _TWO_PI - torch.sign(h) * (tB - tA)
+    out = torch.atan2(h * (sB - sA), h * h + sA * sB) / _TWO_PI
+    if near is None:
+        near = _near(h, sA, sB)
+    hn, sAn, sBn = h[near], sA[near], sB[near]
+    hh = hn.abs()
+    tB = torch.sign(sBn) * _owens_t_hs(hh, sBn.abs())
+    tA = torch.sign(sAn) * _owens_t_hs(hh, sAn.abs())
+    out[near] -= torch.sign(hn) * (tB - tA)
+    return out
 
 
-def _edge_weights(h, sA, sB, L):
-    """(w_A, w_B) with int_edge V.n phi ds = (V_A.n) w_A + (V_B.n) w_B for V linear along the edge."""
-    G0 = math.sqrt(math.pi / 2) * (torch.erf(sB / _SQRT2) - torch.erf(sA / _SQRT2))
-    G1 = torch.exp(-0.5 * sA * sA) - torch.exp(-0.5 * sB * sB)
-    scale = torch.exp(-0.5 * h * h) / (_TWO_PI * L.clamp_min(1e-300)[..., None])
-    return scale * (sB * G0 - G1), scale * (G1 - sA * G0)
+def _edge_weights(h, sA, sB, L, near):
+    """(w_A, w_B) with int_edge V.n phi ds = (V_A.n) w_A + (V_B.n) w_B for V linear along the edge.
+
+    Zero for pairs that are not `near` (their Gaussian factor is < 3e-20)."""
+    hn, sAn, sBn = h[near], sA[near], sB[near]
+    Ln = L[..., None].expand_as(h)[near]
+    G0 = math.sqrt(math.pi / 2) * (torch.erf(sBn / _SQRT2) - torch.erf(sAn / _SQRT2))
+    G1 = torch.exp(-0.5 * sAn * sAn) - torch.exp(-0.5 * sBn * sBn)
+    scale = torch.exp(-0.5 * hn * hn) / (_TWO_PI * Ln.clamp_min(1e-300))
+    wA, wB = torch.zeros_like(h), torch.zeros_like(h)
+    wA[near] = scale * (sBn * G0 - G1)
+    wB[near] = scale * (G1 - sAn * G0)
+    return wA, wB
 
 
 def _signed_area(poly):
@@ -186,38 +210,59 @@ def check_frame(vertices: torch.Tensor, camera: Camera = DEFAULT_CAMERA, extent:
             f"(max |u|, |v| = {reach.max().item():.4f}); keep the centre within the sampled range")
 
 
+def _edge_tables():
+    """For each choice of one face per axis pair (bit k set: the minus face of axis k), the 9
+    distinct edges of the three faces: (vertex a, vertex b, face on whose boundary a->b runs
+    counter-clockwise, face on the other side or 6 for none).  Three faces of different axes
+    meet pairwise, so 3 edges are shared and 6 lie on the silhouette."""
+    tables = []
+    for combo in range(8):
+        edges = {}
+        for k in range(3):
+            f = 2 * k + ((combo >> k) & 1)
+            quad = FACES[f].tolist()
+            for e in range(4):
+                a, b = quad[e], quad[(e + 1) % 4]
+                if (b, a) in edges:
+                    edges[(b, a)][1] = f
+                else:
+                    edges[(a, b)] = [f, 6]
+        tables.append([[a, b, f, g] for (a, b), (f, g) in edges.items()])
+    return torch.tensor(tables, dtype=torch.long)  # [8, 9, 4]
+
+
+EDGE_TABLES = _edge_tables()
+
+
 def _render_chunk(vertices, order, camera, sigma, colors, points):
+    """Image [B, P] and (order 1) d1 [B, 6, P] of cubes [B, 8, 3], plus visible faces [B, 6]."""
     dtype, device = vertices.dtype, vertices.device
-    faces = FACES.to(device)
-    vis = visible_faces(vertices, camera)  # [B, 6]
-    # one face per axis pair: the visible one if any (weight 0 otherwise)
-    pick_minus = vis[:, 1::2]
-    face_idx = torch.arange(0, 6, 2, device=device) + pick_minus.long()  # [B, 3]
-    weight = colors.to(dtype=dtype, device=device)[face_idx] * vis.gather(1, face_idx).to(dtype)
-    vidx = faces[face_idx]  # [B, 3, 4]
-    quads3 = torch.gather(vertices[:, None].expand(-1, 3, -1, -1), 2, vidx[..., None].expand(-1, -1, -1, 3))
-    quads = camera.project(quads3) / sigma  # [B, 3, 4, 2]
-    orient = torch.sign(_signed_area(quads))  # [B, 3]
-    A, Bv = quads, quads.roll(-1, -2)
     Bsz = vertices.shape[0]
-    A, Bv = A.reshape(Bsz, 12, 2), Bv.reshape(Bsz, 12, 2)
-    orient_e = orient[..., None].expand(-1, -1, 4).reshape(Bsz, 12)
-    weight_e = weight[..., None].expand(-1, -1, 4).reshape(Bsz, 12)
-    h, sA, sB, L, n = _edge_frame(A, Bv, orient_e, points / sigma)
-    image = torch.einsum("be,bep->bp", weight_e, _edge_values(h, sA, sB))
+    vis = visible_faces(vertices, camera)  # [B, 6], at most one face per axis pair
+    combo = (vis[:, 1::2].long() * torch.tensor([1, 2, 4], device=device)).sum(1)
+    table = EDGE_TABLES.to(device)[combo]  # [B, 9, 4]
+    # colour of each face if visible, with a zero slot 6 for "no face"
+    shade = torch.cat([colors.to(dtype=dtype, device=device) * vis.to(dtype),
+                       torch.zeros(Bsz, 1, dtype=dtype, device=device)], 1)
+    weight = shade.gather(1, table[..., 2]) - shade.gather(1, table[..., 3])  # [B, 9]
+    uv = camera.project(vertices) / sigma  # [B, 8, 2]
+    # all front-facing faces share one orientation in the image; read it off their areas
+    area = _signed_area(uv[:, FACES.to(device)])  # [B, 6]
+    orient = torch.sign((area * vis.to(dtype)).sum(1, keepdim=True)).expand(-1, 9)
+    ia, ib = table[..., 0], table[..., 1]
+    A = uv.gather(1, ia[..., None].expand(-1, -1, 2))
+    B = uv.gather(1, ib[..., None].expand(-1, -1, 2))
+    h, sA, sB, L, n = _edge_frame(A, B, orient, points / sigma)
+    near = _near(h, sA, sB)
+    image = torch.einsum("be,bep->bp", weight, _edge_values(h, sA, sB, near))
     d1 = None
     if order >= 1:
-        vel = geometry.vertex_d1(vertices)  # [B, 6, 8, 3]
-        vel_q = torch.gather(
-            vel[:, :, None].expand(-1, -1, 3, -1, -1), 3,
-            vidx[:, None, :, :, None].expand(-1, 6, -1, -1, 3))  # [B, 6, 3, 4, 3]
-        vuv = camera.project_velocity(quads3[:, None], vel_q) / sigma  # [B, 6, 3, 4, 2]
-        VA = vuv.reshape(Bsz, 6, 12, 2)
-        VB = vuv.roll(-1, -2).reshape(Bsz, 6, 12, 2)
-        VnA = (VA * n[:, None]).sum(-1) * weight_e[:, None]  # [B, 6, 12]
-        VnB = (VB * n[:, None]).sum(-1) * weight_e[:, None]
-        wA, wB = _edge_weights(h, sA, sB, L)
-        d1 = torch.einsum("bke,bep->bkp", VnA, wA) + torch.einsum("bke,bep->bkp", VnB, wB)
+        vel = camera.project_velocity(vertices[:, None], geometry.vertex_d1(vertices)) / sigma  # [B, 6, 8, 2]
+        VA = vel.gather(2, ia[:, None, :, None].expand(-1, 6, -1, 2))  # [B, 6, 9, 2]
+        VB = vel.gather(2, ib[:, None, :, None].expand(-1, 6, -1, 2))
+        Vn = torch.cat([(VA * n[:, None]).sum(-1), (VB * n[:, None]).sum(-1)], 2) * weight.repeat(1, 2)[:, None]
+        wA, wB = _edge_weights(h, sA, sB, L, near)
+        d1 = torch.bmm(Vn, torch.cat([wA, wB], 1))  # [B, 6, P]
     return image, d1, vis
 
 
