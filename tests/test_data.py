@@ -1,0 +1,76 @@
+"""Data sets: determinism, cache reuse, and refusal of stale or corrupt files."""
+import warnings
+
+import pytest
+import torch
+
+from cubelib import data, render, sampling
+
+CFG = data.DatasetConfig(n_train=12, n_test=5, order=2, storage="float64")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return cache, data.load(CFG, cache_dir=cache, progress=False)
+
+
+def test_splits_follow_the_r_sequence_and_the_renderer(built):
+    _, ds = built
+    assert len(ds.train) == 12 and len(ds.test) == 5
+    assert torch.equal(ds.test.vertices, sampling.sample_vertices(5, start=12))
+    r = render.render(ds.test.vertices[:2], order=2)
+    assert torch.equal(ds.test.image[:2], r.image) and torch.equal(ds.test.d2[:2], r.d2)
+    assert ds.train.target.shape == (12, 9) and ds.train.target_d1.shape == (12, 6, 9)
+    assert torch.equal(ds.train.target[:, :3], ds.train.vertices[:, 0])
+    # normalisation constants as defined in eqs. (7), (8) and section 4.3
+    assert abs(ds.norms.n - ds.train.target.norm(dim=1).mean().item()) < 1e-15
+    assert torch.allclose(ds.norms.n_i, ds.train.target_d1.norm(dim=2).mean(0))
+    assert torch.allclose(ds.norms.D_i, ds.train.target.std(0))
+
+
+def test_cache_is_reused(built):
+    cache, ds = built
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = data.load(CFG, cache_dir=cache, progress=False)
+    assert again.path == ds.path
+    assert torch.equal(again.train.d1, ds.train.d1)
+
+
+def test_truncated_cache_is_rebuilt(built, tmp_path):
+    _, ds = built
+    path = tmp_path / ds.path.name
+    path.write_bytes(ds.path.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = data.load(CFG, cache_dir=tmp_path, progress=False)
+    assert torch.equal(again.train.image, ds.train.image)
+
+
+def test_tampered_or_stale_cache_is_rebuilt(built, tmp_path):
+    _, ds = built
+    payload = torch.load(ds.path, weights_only=True)
+    payload["tensors"]["train.image"][0, 20, 20] += 1e-3
+    path = tmp_path / ds.path.name
+    torch.save(payload, path)
+    with pytest.warns(UserWarning, match="checksum"):
+        again = data.load(CFG, cache_dir=tmp_path, progress=False)
+    assert torch.equal(again.train.image, ds.train.image)
+    payload = torch.load(path, weights_only=True)
+    payload["meta"]["render"] = -1
+    torch.save(payload, path)
+    with pytest.warns(UserWarning, match="stale"):
+        data.load(CFG, cache_dir=tmp_path, progress=False)
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="unknown preset 'big'"):
+        data.dataset_config("big")
+    with pytest.raises(ValueError, match="n_train must be an integer >= 1"):
+        data.DatasetConfig(n_train=0, n_test=1)
+    with pytest.raises(ValueError, match="order must be 0, 1 or 2"):
+        data.DatasetConfig(n_train=1, n_test=1, order=3)
+    with pytest.raises(ValueError, match="storage must be one of"):
+        data.DatasetConfig(n_train=1, n_test=1, storage="int8")
+    assert data.dataset_config("paper").n_train == 97020
+    assert data.dataset_config("quick", order=2).order == 2
