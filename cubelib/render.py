@@ -348,3 +348,50 @@ def second_derivatives(vertices, camera, sigma, colors, points, eps=EPS_D2, chun
     d1 = d1.reshape(B, 6, 2, 6, -1)  # [B, i, +/-, j, P]
     diff = (d1[:, :, 0] - d1[:, :, 1]) / (2 * eps)  # [B, i, j, P]
     return torch.stack([diff[:, i, j] for i, j in PAIRS], 1)
+
+
+# --------------------------------------------------------------------------------------
+# Without the blur, and the resolution the blur leaves
+
+def point_sample(vertices: torch.Tensor, points: torch.Tensor, camera: Camera = DEFAULT_CAMERA,
+                 colors: torch.Tensor = FACE_COLORS) -> torch.Tensor:
+    """The colour function itself at points [M, 2] (no anti-aliasing): [B, M] for vertices [B, 8, 3]."""
+    geometry.check_vertices(vertices)
+    vis = visible_faces(vertices, camera)
+    uv = camera.project(vertices)[:, FACES.to(vertices.device)]  # [B, 6, 4, 2]
+    orient = torch.sign(_signed_area(uv))[..., None, None]
+    e = uv.roll(-1, -2) - uv  # edge vectors
+    rel = points.to(uv)[None, None, None] - uv[..., None, :]  # [B, 6, 4, M, 2]
+    cross = e[..., None, 0] * rel[..., 1] - e[..., None, 1] * rel[..., 0]
+    inside = ((orient * cross) >= 0).all(-2) & vis[..., None]  # [B, 6, M]
+    return (inside.to(uv) * colors.to(uv)[:, None]).sum(1)
+
+
+def stripe_contrast(n_lines: int, sigma: float = SIGMA, on_pixels: bool = False) -> float:
+    """Contrast (p_max - p_min) / (p_max + p_min) of n alternating white and black stripes
+    covering [-1, 1] after the blur of eq. (4).
+
+    on_pixels=False reads p at the centres of the two central stripes (the continuous
+    pattern); on_pixels=True reads the extremes over the 41 pixel centres of one image row,
+    leaving out the two pixels at each end, where the pattern meets the black surround.
+    """
+    w = 2.0 / n_lines
+    rects = torch.tensor([[[-1 + k * w, -1.0], [-1 + (k + 1) * w, -1.0], [-1 + (k + 1) * w, 1.0],
+                           [-1 + k * w, 1.0]] for k in range(0, n_lines, 2)], dtype=torch.float64)
+    if on_pixels:
+        u = torch.linspace(-EXTENT, EXTENT, RESOLUTION, dtype=torch.float64)[2:-2]
+        points = torch.stack([u, torch.zeros_like(u)], -1)
+    else:
+        k = n_lines // 2
+        points = torch.tensor([[-1 + (k + 0.5) * w, 0.0], [-1 + (k + 1.5) * w, 0.0]], dtype=torch.float64)
+    p = polygon_integral(rects, points, sigma).sum(0)
+    return ((p.max() - p.min()) / (p.max() + p.min())).item()
+
+
+def effective_resolution(sigma: float = SIGMA, contrast: float = 0.5, on_pixels: bool = False) -> int:
+    """The largest number of lines across [-1, 1] kept at `contrast` or more (section 3.3.2):
+    counting up from 2 until the next count falls below."""
+    n = 2
+    while stripe_contrast(n + 1, sigma, on_pixels) >= contrast:
+        n += 1
+    return n

@@ -212,3 +212,28 @@ def test_bad_input_is_refused_with_a_clear_message():
         Camera(f=-1.0)
     with pytest.raises(ValueError, match="sigma"):
         render.render(v, sigma=0.0)
+
+
+def test_stripe_contrast_matches_one_dimensional_sum_and_resolution():
+    from scipy.special import ndtr
+    for n in (10, 28, 29):
+        w = 2 / n
+        k = n // 2
+        xs = [-1 + (k + 0.5) * w, -1 + (k + 1.5) * w]
+        p = [sum(ndtr((-1 + (j + 1) * w - x) / SIGMA) - ndtr((-1 + j * w - x) / SIGMA) for j in range(0, n, 2))
+             for x in xs]
+        ref = (max(p) - min(p)) / (max(p) + min(p))
+        assert abs(render.stripe_contrast(n) - ref) < 1e-12
+    # the continuous pattern crosses 50 % just past 29 lines; on the 41 pixels 29 lines drop below
+    assert render.stripe_contrast(29) > 0.5 > render.stripe_contrast(30)
+    assert render.effective_resolution() == 29
+    assert render.effective_resolution(on_pixels=True) == 28
+
+
+def test_point_sample_is_the_limit_of_the_blur():
+    # far from edges the blurred pixel equals the face colour; the colour function is exact there
+    verts = poses(3)
+    pts = render.pixel_grid(41)
+    sharp = render.point_sample(verts, pts)
+    blurred = render.render(verts, sigma=1e-4).image.reshape(3, -1)
+    assert ((sharp - blurred).abs() < 1e-9).float().mean() > 0.97
