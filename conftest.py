@@ -1,0 +1,37 @@
+"""Test-session setup shared by the unit tests and the notebook checks.
+
+* Chapters run at the `smoke` preset unless CUBELIB_PRESET says otherwise; data sets are
+  cached under .cache/cubelib (ignored by git) unless CUBELIB_CACHE says otherwise.
+* `pytest --nbval` (or --nbval-lax) also collects the book's chapters: each jupytext MyST
+  source book/*.md is converted to a fresh .ipynb under _build/nbval/ and handed to nbval.
+  Fresh notebooks carry no stored outputs, so nbval checks that every cell runs; the real
+  checks are the `assert` cells at the end of each chapter (tagged remove-cell).
+"""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).parent
+os.environ.setdefault("CUBELIB_PRESET", "smoke")
+os.environ.setdefault("CUBELIB_CACHE", str(ROOT / ".cache" / "cubelib"))
+
+
+def _is_chapter(path: Path) -> bool:
+    if path.suffix != ".md" or path.parent != ROOT / "book":
+        return False
+    head = path.read_text(encoding="utf-8")[:400]
+    return head.startswith("---") and "jupytext:" in head and "kernelspec:" in head
+
+
+def pytest_collect_file(file_path, parent):
+    opt = parent.config.option
+    if not (getattr(opt, "nbval", False) or getattr(opt, "nbval_lax", False)):
+        return None
+    if not _is_chapter(Path(file_path)):
+        return None
+    import jupytext
+    from nbval.plugin import IPyNbFile
+
+    out = ROOT / "_build" / "nbval" / "book" / (Path(file_path).stem + ".ipynb")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(jupytext.read(file_path), out)
+    return IPyNbFile.from_parent(parent, path=out)

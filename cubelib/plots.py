@@ -1,0 +1,37 @@
+"""Figure helpers shared by chapters: image panels with the paper's orientation."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+EXTENT = (-1, 1, -1, 1)
+
+
+def show_image(ax, image, title=None, vmin=0.0, vmax=1.0):
+    """A rendered image: row = v, column = u, both from -1 to 1 (origin lower-left)."""
+    im = ax.imshow(np.asarray(image), origin="lower", extent=EXTENT, cmap="gray", vmin=vmin, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im
+
+
+def show_signed(ax, image, title=None, scale=None):
+    """A derivative image on a symmetric diverging colour scale (white = 0)."""
+    image = np.asarray(image)
+    scale = scale or float(np.abs(image).max()) or 1.0
+    im = ax.imshow(image, origin="lower", extent=EXTENT, cmap="RdBu_r", vmin=-scale, vmax=scale)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im
+
+
+def panel_grid(n, ncols, size=1.9):
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat[:n]
