@@ -35,3 +35,12 @@ def panel_grid(n, ncols, size=1.9):
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, axes.flat[:n]
+
+
+def zoom(ax, vertices, half=0.45):
+    """Frame an image panel on one cube [8, 3]: +-half around its projected centre."""
+    from .geometry import DEFAULT_CAMERA
+
+    u, v = DEFAULT_CAMERA.project(vertices).mean(0).tolist()
+    ax.set_xlim(u - half, u + half)
+    ax.set_ylim(v - half, v + half)
