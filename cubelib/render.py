@@ -116,9 +116,9 @@ NEAR = 9.5
 
 
 def _near(h, sA, sB):
-    """Pixel-edge pairs closer than NEAR: h^2 + (distance along the line to the segment)^2."""
+    """Flat indices of the pixel-edge pairs closer than NEAR (sigma units) to the segment."""
     along = torch.clamp(torch.zeros_like(sA), sA, sB)  # nearest arc position on the segment
-    return h * h + along * along < NEAR * NEAR
+    return torch.nonzero((h * h + along * along < NEAR * NEAR).reshape(-1)).squeeze(1)
 
 
 def _edge_values(h, sA, sB, near=None):
@@ -128,11 +128,11 @@ def _edge_values(h, sA, sB, near=None):
     out = torch.atan2(h * (sB - sA), h * h + sA * sB) / _TWO_PI
     if near is None:
         near = _near(h, sA, sB)
-    hn, sAn, sBn = h[near], sA[near], sB[near]
+    hn, sAn, sBn = h.reshape(-1)[near], sA.reshape(-1)[near], sB.reshape(-1)[near]
     hh = hn.abs()
     tB = torch.sign(sBn) * _owens_t_hs(hh, sBn.abs())
     tA = torch.sign(sAn) * _owens_t_hs(hh, sAn.abs())
-    out[near] -= torch.sign(hn) * (tB - tA)
+    out.view(-1).index_add_(0, near, -torch.sign(hn) * (tB - tA))
     return out
 
 
@@ -140,14 +140,14 @@ def _edge_weights(h, sA, sB, L, near):
     """(w_A, w_B) with int_edge V.n phi ds = (V_A.n) w_A + (V_B.n) w_B for V linear along the edge.
 
     Zero for pairs that are not `near` (their Gaussian factor is < 3e-20)."""
-    hn, sAn, sBn = h[near], sA[near], sB[near]
-    Ln = L[..., None].expand_as(h)[near]
+    hn, sAn, sBn = h.reshape(-1)[near], sA.reshape(-1)[near], sB.reshape(-1)[near]
+    Ln = L[..., None].expand_as(h).reshape(-1)[near]
     G0 = math.sqrt(math.pi / 2) * (torch.erf(sBn / _SQRT2) - torch.erf(sAn / _SQRT2))
     G1 = torch.exp(-0.5 * sAn * sAn) - torch.exp(-0.5 * sBn * sBn)
     scale = torch.exp(-0.5 * hn * hn) / (_TWO_PI * Ln.clamp_min(1e-300))
     wA, wB = torch.zeros_like(h), torch.zeros_like(h)
-    wA[near] = scale * (sBn * G0 - G1)
-    wB[near] = scale * (G1 - sAn * G0)
+    wA.view(-1)[near] = scale * (sBn * G0 - G1)
+    wB.view(-1)[near] = scale * (G1 - sAn * G0)
     return wA, wB
 
 
