@@ -1,7 +1,8 @@
 """Test-session setup shared by the unit tests and the notebook checks.
 
 * Chapters run at the `smoke` preset unless CUBELIB_PRESET says otherwise; data sets are
-  cached under .cache/cubelib (ignored by git) unless CUBELIB_CACHE says otherwise.
+  cached under .cache/cubelib and results written to .cache/results-test (both ignored by
+  git) unless CUBELIB_CACHE / CUBELIB_RESULTS say otherwise.
 * `pytest --nbval` (or --nbval-lax) also collects the book's chapters: each jupytext MyST
   source book/*.md is converted to a fresh .ipynb under _build/nbval/ and handed to nbval.
   Fresh notebooks carry no stored outputs, so nbval checks that every cell runs; the real
@@ -13,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).parent
 os.environ.setdefault("CUBELIB_PRESET", "smoke")
 os.environ.setdefault("CUBELIB_CACHE", str(ROOT / ".cache" / "cubelib"))
+# results of test runs (smoke preset) stay out of the committed results/
+os.environ.setdefault("CUBELIB_RESULTS", str(ROOT / ".cache" / "results-test"))
 
 
 def _is_chapter(path: Path) -> bool:

@@ -1,0 +1,79 @@
+"""Command line for machines without Jupyter (e.g. a GPU box with only torch).
+
+    python -m cubelib data --preset paper [--order 2] [--device cuda]
+    python -m cubelib run accuracy --preset paper --device cuda [--time-limit 1500]
+    python -m cubelib summary --preset quick [--no-compute]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from . import data, experiments, summary
+
+CHAPTERS = {"accuracy": experiments.accuracy_experiments}
+
+
+def _device(name: str) -> str:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise SystemExit(f"--device must be 'cpu' or 'cuda[:N]', got {name!r}")
+    return name
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cubelib", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("data", help="build (or check) the cached data set of a preset")
+    d.add_argument("--preset", required=True, choices=data.PRESETS)
+    d.add_argument("--order", type=int, default=1, choices=(0, 1, 2), help="image derivatives to include")
+    d.add_argument("--device", default="cpu")
+    r = sub.add_parser("run", help="run a chapter's experiments at a preset (cached results are reused)")
+    r.add_argument("chapter", choices=sorted(CHAPTERS))
+    r.add_argument("--preset", required=True, choices=data.PRESETS)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--time-limit", type=float, default=None,
+                   help="seconds; stop cleanly at an epoch boundary after this, checkpointed for a later resume")
+    r.add_argument("--only", default=None, help="run only experiments whose name contains this text")
+    s = sub.add_parser("summary", help="print the 'paper vs this book' table as JSON")
+    s.add_argument("--preset", required=True, choices=data.PRESETS)
+    s.add_argument("--no-compute", action="store_true", help="report missing results instead of computing them")
+    s.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+
+    if a.command == "data":
+        t = time.perf_counter()
+        ds = data.load(data.dataset_config(a.preset, order=a.order), device=_device(a.device))
+        print(f"{ds.path}: {len(ds.train)} train / {len(ds.test)} test images, order {a.order}, "
+              f"{time.perf_counter() - t:.1f} s")
+    elif a.command == "run":
+        device = _device(a.device)
+        started = time.monotonic()
+        for exp in CHAPTERS[a.chapter](a.preset):
+            if a.only and a.only not in exp.name:
+                continue
+            left = None if a.time_limit is None else a.time_limit - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                print(f"{exp.name}: not started, time limit reached")
+                continue
+            res = experiments.run(exp, device=device, time_limit=left)
+            if res is None:
+                print(f"{exp.name}: stopped by the time limit, checkpoint kept; run again to resume")
+            else:
+                m = res["metrics"]
+                print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %, "
+                      f"{res['provenance']['train_seconds']:.0f} s on {res['provenance']['device']}")
+    elif a.command == "summary":
+        rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Experiments: presets, and run(experiment) -> a cached result with provenance.
+
+An experiment is a pure function of its `Experiment` config (data set + training).  Its
+result is a JSON file in results/ named by the config's hash; `run` loads it when present
+and valid, otherwise trains (resuming from a checkpoint in the cache if one exists) and
+writes it.  A result made for another config, schema or code version is recomputed, never
+silently used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import data, render, train
+from .train import Phase, TrainConfig
+
+SCHEMA = 1
+# Bump when training or evaluation changes numbers, so old result files are recomputed.
+TRAIN_VERSION = 1
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("CUBELIB_RESULTS", ROOT / "results"))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # e.g. "accuracy-first-L256"; the file name starts with it
+    data: data.DatasetConfig
+    train: TrainConfig
+
+    def key(self) -> str:
+        blob = json.dumps({"data": self.data.key(), "train": self.train.key(), "schema": SCHEMA,
+                           "version": TRAIN_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def path(self, root: Path | None = None) -> Path:
+        return (root or results_dir()) / f"{self.name}-{self.key()}.json"
+
+
+# --------------------------------------------------------------------------------------
+# Presets of the accuracy chapter (Tables 1 and 2)
+
+METHODS = {"conventional": ("E0",), "first": ("E0", "E1")}
+
+# widths L of the 1681-L-L-L-128-9 networks, epochs, epochs at the lower learning rate
+ACCURACY_PRESETS = {
+    "smoke": dict(widths=(16,), epochs=4, low_lr_epochs=1, batches=4, eval_every=1),
+    "quick": dict(widths=(64, 128), epochs=150, low_lr_epochs=15, batches=42, eval_every=5),
+    "paper": dict(widths=(256, 512, 1024, 2048), epochs=2000, low_lr_epochs=50, batches=42, eval_every=20),
+}
+
+
+def accuracy_experiment(preset: str, method: str, width: int, seed: int = 0) -> Experiment:
+    """Conventional (E0) or first-derivative (E0 + E1) training of 1681-L-L-L-128-9 (§3.5, §4.3)."""
+    p = ACCURACY_PRESETS[data.check_preset(preset)]
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    terms = METHODS[method]
+    high = p["epochs"] - p["low_lr_epochs"]
+    cfg = TrainConfig(hidden=(width, width, width, 128),
+                      phases=(Phase(high, 1e-3, terms), Phase(p["low_lr_epochs"], 1e-4, terms)),
+                      batches=p["batches"], seed=seed, eval_every=p["eval_every"])
+    return Experiment(name=f"accuracy-{preset}-{method}-L{width}",
+                      data=data.dataset_config(preset, order=1), train=cfg)
+
+
+def accuracy_experiments(preset: str) -> list[Experiment]:
+    p = ACCURACY_PRESETS[data.check_preset(preset)]
+    return [accuracy_experiment(preset, m, w) for w in p["widths"] for m in METHODS]
+
+
+# --------------------------------------------------------------------------------------
+# Running
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "cubelib"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(device, seconds: float) -> dict:
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {"git_commit": _git_commit(), "device": name, "torch": torch.__version__,
+            "python": platform.python_version(), "train_seconds": round(seconds, 2),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "render_version": render.RENDER_VERSION, "train_version": TRAIN_VERSION}
+
+
+def input_gradient_norm(model, x, output: int = 0, batch: int = 4096) -> float:
+    """Mean over images of ||dN_output / dI|| (the adversarial gradient of §3.6)."""
+    norms = []
+    for i in range(0, x.shape[0], batch):
+        xb = x[i:i + batch].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(model(xb)[:, output].sum(), xb)
+        norms.append(g.norm(dim=1))
+    return torch.cat(norms).mean().item()
+
+
+def evaluate(model, ds: data.Dataset, device) -> dict:
+    x_train = ds.train.image.reshape(len(ds.train), -1).to(device, torch.float32)
+    x_test = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
+    D = ds.norms.D_i
+    e_train = train.error_e(model, x_train, ds.train.target.to(device, torch.float32), D)
+    e_test = train.error_e(model, x_test, ds.test.target.to(device, torch.float32), D)
+    return {"e_train": e_train.mean().item(), "e_test": e_test.mean().item(),
+            "e_train_per_output": e_train.tolist(), "e_test_per_output": e_test.tolist(),
+            "grad_norm_N1": input_gradient_norm(model, x_test), "n_weights": model.n_weights()}
+
+
+def _read(path: Path, exp: Experiment) -> dict:
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable ({exc})") from exc
+    if result.get("schema") != SCHEMA or result.get("key") != exp.key() or "metrics" not in result:
+        raise ValueError("stale (another config, schema or code version)")
+    return result
+
+
+def load(exp: Experiment, root: Path | None = None) -> dict | None:
+    """The stored result of `exp`, or None if there is none (or it is stale or corrupt)."""
+    path = exp.path(root)
+    if not path.exists():
+        return None
+    try:
+        return _read(path, exp)
+    except ValueError as why:
+        warnings.warn(f"ignoring {path.name}: {why}", stacklevel=2)
+        return None
+
+
+def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = False,
+        progress: bool = True, time_limit: float | None = None) -> dict | None:
+    """Load the result of `exp` or compute it.  Returns None if `time_limit` (seconds) ran out
+    first; the checkpoint then lets the next call resume."""
+    if not force:
+        found = load(exp, root)
+        if found is not None:
+            return found
+    ds = data.load(exp.data, device=device, progress=progress)
+    ck = data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
+    res = train.train(exp.train, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
+                      time_limit=time_limit)
+    if not res.complete:
+        return None
+    result = {
+        "schema": SCHEMA, "name": exp.name, "key": exp.key(),
+        "config": {"data": dataclasses.asdict(exp.data), "train": dataclasses.asdict(exp.train)},
+        "metrics": evaluate(res.model, ds, device),
+        "curves": res.curves,
+        "provenance": provenance(device, res.seconds),
+    }
+    path = exp.path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, path)
+    return result

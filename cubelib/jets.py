@@ -1,0 +1,100 @@
+"""The network and its extended forward pass (section 4.3, 5.2).
+
+MLP 1681-L-...-L-128-9 with sigmoid hidden units and a linear output.  The extended forward
+pass carries, next to the value, K first-order directional derivatives and P second-order
+ones through the network.  For a curve x(nu) through input space with tangents x_a and
+second derivatives x_ab, every pre-activation z(nu) = W y(nu) + b obeys
+
+    z_a = W y_a,        z_ab = W y_ab                         (linear, no bias)
+    y = s(z),  y_a = s'(z) z_a,  y_ab = s''(z) z_a z_b + s'(z) z_ab   (sigmoid s)
+
+so all 1 + K + P rows go through each weight matrix as one matmul, and the nonlinearity is
+elementwise.  The backward pass is ordinary autograd through these few lines.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+INPUTS = 41 * 41
+OUTPUTS = 9
+
+
+class MLP(nn.Module):
+    """Fully connected network with the paper's initialisation (section 3.5): weights uniform
+    in +-2/sqrt(fan_in), the first layer +-10/sqrt(1681), biases uniform in +-0.1."""
+
+    def __init__(self, hidden=(256, 256, 256, 128), inputs: int = INPUTS, outputs: int = OUTPUTS,
+                 generator: torch.Generator | None = None, dtype=torch.float32):
+        super().__init__()
+        if not hidden or any((not isinstance(h, int)) or h < 1 for h in hidden):
+            raise ValueError(f"hidden must be a non-empty sequence of positive layer widths, got {hidden!r}")
+        sizes = [inputs, *hidden, outputs]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            bound = (10.0 if k == 0 else 2.0) / math.sqrt(fan_in)
+            w = (torch.rand(fan_out, fan_in, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+            b = (torch.rand(fan_out, generator=generator, dtype=torch.float64) * 2 - 1) * 0.1
+            self.weights.append(nn.Parameter(w.to(dtype)))
+            self.biases.append(nn.Parameter(b.to(dtype)))
+
+    @property
+    def sizes(self):
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    def n_weights(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Plain forward pass: x [B, inputs] -> [B, outputs]."""
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = x @ w.T + b
+            if k < len(self.weights) - 1:
+                x = torch.sigmoid(x)
+        return x
+
+    def jet(self, x: torch.Tensor, d1: torch.Tensor | None = None, d2: torch.Tensor | None = None,
+            pairs: list[tuple[int, int]] | None = None):
+        """Extended forward pass.
+
+        x [B, n] inputs; d1 [B, K, n] first-order input derivatives x_a; d2 [B, P, n]
+        second-order input derivatives x_ab for `pairs` (P pairs (a, b) of indices into K),
+        or None when they vanish (straight lines in input space, e.g. random directions).
+        Returns (y [B, m], y1 [B, K, m] or None, y2 [B, P, m] or None).
+        """
+        B = x.shape[0]
+        K = 0 if d1 is None else d1.shape[1]
+        P = 0 if pairs is None else len(pairs)
+        if P and K == 0:
+            raise ValueError("second-order pairs need first-order directions d1")
+        if d2 is not None and (P == 0 or d2.shape[1] != P):
+            raise ValueError(f"d2 has {d2.shape[1]} rows but {P} pairs were given")
+        if P:
+            ia = torch.tensor([a for a, _ in pairs], device=x.device)
+            ib = torch.tensor([b for _, b in pairs], device=x.device)
+        rows = [x[:, None]]
+        if K:
+            rows.append(d1)
+        if P:
+            rows.append(d2 if d2 is not None else torch.zeros(B, P, x.shape[1], dtype=x.dtype, device=x.device))
+        h = torch.cat(rows, 1)  # [B, 1 + K + P, n]
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = h @ w.T  # one matmul for all rows
+            z0 = z[:, 0] + b
+            if k == last:
+                return (z0, z[:, 1:1 + K] if K else None, z[:, 1 + K:] if P else None)
+            s = torch.sigmoid(z0)
+            ds = s * (1 - s)
+            parts = [s[:, None]]
+            if K:
+                z1 = z[:, 1:1 + K]
+                parts.append(ds[:, None] * z1)
+            if P:
+                dds = ds * (1 - 2 * s)
+                parts.append(dds[:, None] * z1[:, ia] * z1[:, ib] + ds[:, None] * z[:, 1 + K:])
+            h = torch.cat(parts, 1)
+        raise AssertionError("unreachable")

@@ -1,0 +1,64 @@
+"""The intro's table "paper vs this book": one row per headline number, ours beside the
+paper's, with the preset ours was measured at.  Printed as JSON by `python -m cubelib summary`."""
+from __future__ import annotations
+
+import torch
+
+from . import data, experiments, paper, render, sampling
+from .geometry import PAIRS
+
+
+def _row(quantity, paper_value, ours, preset, chapter):
+    return {"quantity": quantity, "paper": paper_value, "ours": ours, "preset": preset, "chapter": chapter}
+
+
+def rendering_rows(preset: str, compute: bool = True) -> list[dict]:
+    rows = [_row("effective resolution of sigma = 0.03 on the 41-pixel grid (lines)",
+                 paper.EFFECTIVE_RESOLUTION_LINES, render.effective_resolution(on_pixels=True), "any", "rendering")]
+    config = data.dataset_config(preset, order=1)
+    if compute or (data.default_cache_dir() / f"cube-{config.key()}.pt").exists():
+        D = data.load(config, progress=False).norms.D_i
+        rows.append(_row("output spread D_i (min - max)", paper.OUTPUT_STD,
+                         f"{D.min().item():.3f} - {D.max().item():.3f}", preset, "rendering"))
+    n = {"smoke": 8, "quick": 256, "paper": 2048}[preset]
+    d2 = render.render(sampling.sample_vertices(n, start=700), order=2).d2
+    norms = d2.flatten(2).norm(dim=-1).mean(0)
+    rot = torch.stack([norms[k] for k, (i, j) in enumerate(PAIRS) if j < 3]).mean().item()
+    rows.append(_row("avg norm of rotation-rotation second image derivatives", paper.ROTATION_D2_NORM,
+                     round(rot, 1), preset, "tangents"))
+    return rows
+
+
+def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
+    rows = []
+    for width in experiments.ACCURACY_PRESETS[preset]["widths"]:
+        res = {}
+        for method in experiments.METHODS:
+            exp = experiments.accuracy_experiment(preset, method, width)
+            res[method] = experiments.run(exp, device=device) if compute else experiments.load(exp)
+        conv, first = (None if res[m] is None else res[m]["metrics"]["e_test"] for m in ("conventional", "first"))
+        t1, t2 = paper.TABLE1.get(width), paper.TABLE2.get(width)
+        rows.append(_row(f"test e (%), conventional, L = {width}", t1[1] if t1 else None,
+                         None if conv is None else round(conv, 4), preset, "accuracy"))
+        rows.append(_row(f"test e (%), first derivatives, L = {width}", t2[1] if t2 else None,
+                         None if first is None else round(first, 4), preset, "accuracy"))
+        rows.append(_row(f"accuracy gain of first-derivative training, L = {width}",
+                         round(t1[1] / t2[1], 1) if t1 else "5-6",
+                         None if conv is None or first is None else round(conv / first, 2), preset, "accuracy"))
+    return rows
+
+
+def rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
+    """All rows; with compute=False, missing results show as None instead of being computed."""
+    data.check_preset(preset)
+    return rendering_rows(preset, compute) + accuracy_rows(preset, compute, device)
+
+
+def markdown(table: list[dict]) -> str:
+    def fmt(v):
+        return "not computed" if v is None else "-" if v == "" else str(v)
+    lines = ["| quantity | paper | this book | preset | chapter |", "| --- | --- | --- | --- | --- |"]
+    for r in table:
+        paper_value = "-" if r["paper"] is None else r["paper"]
+        lines.append(f"| {r['quantity']} | {paper_value} | {fmt(r['ours'])} | {r['preset']} | {r['chapter']} |")
+    return "\n".join(lines)

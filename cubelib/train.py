@@ -1,0 +1,218 @@
+"""Trainer: Adam over a fixed number of batches per epoch, in phases of learning rate and loss.
+
+A run is a pure function of its `TrainConfig`, its data set and its seed: on the CPU it is
+bit-for-bit reproducible, and a run interrupted at any point resumes from its checkpoint to
+the same result.  The checkpoint (model, optimiser, RNG, curves) is written atomically every
+`checkpoint_seconds`, at the end, and on KeyboardInterrupt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import data, jets, losses
+from .geometry import PAIRS
+
+TERMS = ("E0", "E1", "E2")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """`epochs` epochs at learning rate `lr`, minimising the sum of `terms`."""
+
+    epochs: int
+    lr: float
+    terms: tuple[str, ...] = ("E0",)
+
+    def __post_init__(self):
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"Phase.epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise ValueError(f"Phase.lr must be in (0, 1), got {self.lr!r}")
+        bad = [t for t in self.terms if t not in TERMS]
+        if bad or "E0" not in self.terms:
+            raise ValueError(f"Phase.terms must include E0 and be drawn from {TERMS}, got {self.terms!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hidden: tuple[int, ...] = (256, 256, 256, 128)
+    phases: tuple[Phase, ...] = (Phase(1950, 1e-3), Phase(50, 1e-4))
+    batches: int = 42
+    seed: int = 0
+    eval_every: int = 10  # epochs between points of the learning curves
+    tf32: bool = True  # TF32 matmuls on CUDA, as the paper trained; ignored on the CPU
+
+    def __post_init__(self):
+        if not self.phases:
+            raise ValueError("TrainConfig.phases must hold at least one Phase")
+        if not isinstance(self.batches, int) or self.batches < 1:
+            raise ValueError(f"TrainConfig.batches must be an integer >= 1, got {self.batches!r}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 1:
+            raise ValueError(f"TrainConfig.eval_every must be an integer >= 1, got {self.eval_every!r}")
+        if any((not isinstance(h, int)) or h < 1 for h in self.hidden) or not self.hidden:
+            raise ValueError(f"TrainConfig.hidden must be positive layer widths, got {self.hidden!r}")
+
+    @property
+    def epochs(self) -> int:
+        return sum(p.epochs for p in self.phases)
+
+    @property
+    def order(self) -> int:
+        """Highest derivative order any phase trains."""
+        terms = {t for p in self.phases for t in p.terms}
+        return 2 if "E2" in terms else 1 if "E1" in terms else 0
+
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    model: jets.MLP
+    curves: dict = field(default_factory=dict)  # epoch, e_train, e_test, loss per term
+    seconds: float = 0.0  # training time, without evaluation
+    resumed_from: int = 0
+    epochs_done: int = 0
+    complete: bool = True  # False when stopped early by `until_epoch` or `time_limit`
+
+
+class DeviceData:
+    """One split flattened for the network and kept on the training device."""
+
+    def __init__(self, split: data.Split, order: int, device, dtype=torch.float32):
+        n = len(split)
+        self.x = split.image.reshape(n, -1).to(device, dtype)
+        self.target = split.target.to(device, dtype)
+        self.d1 = split.d1.reshape(n, 6, -1).to(device, dtype) if order >= 1 else None
+        self.target_d1 = split.target_d1.to(device, dtype) if order >= 1 else None
+        self.d2 = split.d2.reshape(n, 21, -1).to(device, dtype) if order >= 2 else None
+        self.target_d2 = split.target_d2.to(device, dtype) if order >= 2 else None
+
+    def __len__(self):
+        return self.x.shape[0]
+
+
+def error_e(model, x, target, D, batch=8192) -> torch.Tensor:
+    """Eq. (8) per output: rms(N_i - C_i) / D_i, in percent; e is the mean of the 9."""
+    with torch.no_grad():
+        sq = torch.zeros(target.shape[1], dtype=torch.float64, device=x.device)
+        for i in range(0, x.shape[0], batch):
+            sq += ((model(x[i:i + batch]) - target[i:i + batch]).double() ** 2).sum(0)
+        return 100 * torch.sqrt(sq / x.shape[0]) / D.to(sq)
+
+
+def _save(path: Path, payload: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | None = None,
+          checkpoint_seconds: float = 300.0, progress: bool = True, desc: str = "train",
+          until_epoch: int | None = None, time_limit: float | None = None) -> TrainResult:
+    """Train a fresh network (or resume `checkpoint`) on `ds` according to `cfg`.
+
+    `until_epoch` and `time_limit` (seconds of this call) stop early at an epoch boundary,
+    after a checkpoint; the result then has complete=False and a later call resumes.
+    """
+    device = torch.device(device)
+    if cfg.order > ds.config.order:
+        raise ValueError(f"the config trains order-{cfg.order} derivatives but the data set holds only "
+                         f"order {ds.config.order}; load it with order={cfg.order}")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+    train_set = DeviceData(ds.train, cfg.order, device)
+    test_x = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
+    test_t = ds.test.target.to(device, torch.float32)
+    norms = losses.Norms.from_dataset(ds, device)
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = jets.MLP(cfg.hidden, generator=gen).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.phases[0].lr, betas=(0.9, 0.999), eps=1e-8)
+    curves = {"epoch": [], "e_train": [], "e_test": [], **{t: [] for t in TERMS}}
+    start, seconds = 0, 0.0
+    key = cfg.key() + ":" + ds.config.key()
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=False, map_location=device)
+        if state.get("key") == key:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            curves, start, seconds = state["curves"], state["epoch"], state["seconds"]
+
+    def snapshot(epoch):
+        if checkpoint is not None:
+            _save(Path(checkpoint), {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                     "generator": gen.get_state(), "curves": curves, "epoch": epoch,
+                                     "seconds": seconds})
+
+    schedule = [p for p in cfg.phases for _ in range(p.epochs)]  # the phase of each epoch
+    n = len(train_set)
+    last_save = started = time.monotonic()
+    # Ctrl-C (or a kernel interrupt) stops at the end of the current epoch, after a checkpoint,
+    # so that a resumed run is exactly the run that was never interrupted.
+    interrupted = []
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    bar = tqdm(total=cfg.epochs, initial=start, desc=desc, unit="epoch", disable=not progress, mininterval=2.0)
+    try:
+        for epoch in range(start, cfg.epochs):
+            phase = schedule[epoch]
+            for group in opt.param_groups:
+                group["lr"] = phase.lr
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=gen).to(device)
+            sums = {t: torch.zeros((), device=device) for t in phase.terms}
+            for idx in perm.chunk(cfg.batches):
+                terms = losses.terms(model, train_set, idx, phase.terms, norms)
+                loss = sum(terms.values())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for t, v in terms.items():
+                    sums[t] += v.detach()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - t0
+            done = epoch + 1
+            if done % cfg.eval_every == 0 or done == cfg.epochs:
+                curves["epoch"].append(done)
+                curves["e_train"].append(error_e(model, train_set.x, train_set.target, norms.D).mean().item())
+                curves["e_test"].append(error_e(model, test_x, test_t, norms.D).mean().item())
+                for t in TERMS:
+                    curves[t].append(sums[t].item() / cfg.batches if t in sums else None)
+                bar.set_postfix(e_test=f"{curves['e_test'][-1]:.3f}%")
+            bar.update(1)
+            if interrupted:
+                snapshot(done)
+                raise KeyboardInterrupt(f"training stopped after epoch {done}; checkpoint saved to {checkpoint}")
+            if (until_epoch is not None and done >= until_epoch) or \
+                    (time_limit is not None and time.monotonic() - started > time_limit):
+                if done < cfg.epochs:
+                    snapshot(done)
+                    return TrainResult(model=model, curves=curves, seconds=seconds, resumed_from=start,
+                                       epochs_done=done, complete=False)
+            if checkpoint is not None and time.monotonic() - last_save > checkpoint_seconds:
+                snapshot(done)
+                last_save = time.monotonic()
+    finally:
+        bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    snapshot(cfg.epochs)
+    return TrainResult(model=model, curves=curves, seconds=seconds, resumed_from=start, epochs_done=cfg.epochs)

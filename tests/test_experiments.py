@@ -1,0 +1,99 @@
+"""Experiment runner (cached results with provenance), summary table and command line."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cubelib import data, experiments, summary, train
+from cubelib.train import Phase, TrainConfig
+
+TINY = experiments.Experiment(
+    name="tiny", data=data.DatasetConfig(n_train=24, n_test=8, order=1),
+    train=TrainConfig(hidden=(8, 8), phases=(Phase(2, 1e-3, ("E0", "E1")), Phase(1, 1e-4, ("E0", "E1"))),
+                      batches=2, eval_every=1))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUBELIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CUBELIB_RESULTS", str(tmp_path / "results"))
+    return tmp_path
+
+
+def test_run_writes_a_result_with_provenance_and_reuses_it(env, monkeypatch):
+    res = experiments.run(TINY, progress=False)
+    path = TINY.path()
+    assert path.exists() and path.parent == env / "results"
+    stored = json.loads(path.read_text())
+    assert stored["metrics"]["e_test"] == res["metrics"]["e_test"] > 0
+    assert len(stored["metrics"]["e_test_per_output"]) == 9
+    for field in ("git_commit", "device", "torch", "train_seconds", "date"):
+        assert field in stored["provenance"]
+    assert stored["curves"]["epoch"] == [1, 2, 3]
+
+    def boom(*a, **k):
+        raise AssertionError("should not train again")
+    monkeypatch.setattr(train, "train", boom)
+    assert experiments.run(TINY, progress=False)["metrics"] == res["metrics"]
+
+
+def test_corrupt_or_stale_result_is_recomputed(env):
+    experiments.run(TINY, progress=False)
+    path = TINY.path()
+    path.write_text("{ not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert experiments.run(TINY, progress=False)["metrics"]["e_test"] > 0
+    stored = json.loads(path.read_text())
+    stored["key"] = "0" * 16
+    path.write_text(json.dumps(stored))
+    with pytest.warns(UserWarning, match="stale"):
+        experiments.run(TINY, progress=False)
+    assert json.loads(path.read_text())["key"] == TINY.key()
+
+
+def test_time_limit_stops_and_a_later_call_resumes(env):
+    assert experiments.run(TINY, progress=False, time_limit=0.0) is None
+    ck = data.default_cache_dir() / "checkpoints" / f"tiny-{TINY.key()}.pt"
+    assert ck.exists()
+    assert experiments.run(TINY, progress=False)["curves"]["epoch"] == [1, 2, 3]
+
+
+def test_presets_and_bad_names():
+    exps = experiments.accuracy_experiments("paper")
+    assert [e.train.hidden[0] for e in exps[::2]] == [256, 512, 1024, 2048]
+    e = experiments.accuracy_experiment("paper", "first", 2048)
+    assert e.train.epochs == 2000 and e.train.phases[-1].epochs == 50 and e.train.batches == 42
+    assert e.data.n_train == 97020 and e.train.phases[0].terms == ("E0", "E1")
+    with pytest.raises(ValueError, match="unknown method"):
+        experiments.accuracy_experiment("quick", "second-ish", 64)
+    with pytest.raises(ValueError, match="unknown preset"):
+        experiments.accuracy_experiments("huge")
+
+
+def test_summary_without_compute_reports_missing(env):
+    rows = summary.rows("smoke", compute=False)
+    acc = [r for r in rows if r["chapter"] == "accuracy"]
+    assert acc and all(r["ours"] is None for r in acc)
+    assert rows[0]["ours"] == 28
+    assert "not computed" in summary.markdown(rows)
+
+
+def _cli(*args, env_vars):
+    return subprocess.run([sys.executable, "-m", "cubelib", *args], capture_output=True, text=True,
+                          env={**os.environ, **env_vars}, timeout=600)
+
+
+def test_command_line(env):
+    env_vars = {"CUBELIB_CACHE": str(env / "cache"), "CUBELIB_RESULTS": str(env / "results")}
+    out = _cli("run", "accuracy", "--preset", "smoke", env_vars=env_vars)
+    assert out.returncode == 0, out.stderr
+    assert "accuracy-smoke-first-L16: e_train" in out.stdout
+    out = _cli("summary", "--preset", "smoke", "--no-compute", env_vars=env_vars)
+    rows = json.loads(out.stdout)
+    assert any(r["quantity"].startswith("test e (%), first") and r["ours"] is not None for r in rows)
+    bad = _cli("run", "accuracy", "--preset", "smoke", "--device", "tpu", env_vars=env_vars)
+    assert bad.returncode != 0 and "--device must be" in bad.stderr
+    bad = _cli("run", "accuracy", "--preset", "giant", env_vars=env_vars)
+    assert bad.returncode != 0 and "invalid choice: 'giant'" in bad.stderr

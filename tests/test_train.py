@@ -1,0 +1,81 @@
+"""Trainer: determinism, exact resume, losses against direct formulas, bad configs."""
+import pytest
+import torch
+
+from cubelib import data, losses, train
+from cubelib.train import Phase, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    cfg = data.DatasetConfig(n_train=48, n_test=16, order=2)
+    return data.load(cfg, cache_dir=tmp_path_factory.mktemp("c"), progress=False)
+
+
+def small(terms=("E0", "E1"), epochs=(3, 2)):
+    return TrainConfig(hidden=(16, 16, 8), phases=(Phase(epochs[0], 1e-3, terms), Phase(epochs[1], 1e-4, terms)),
+                       batches=4, eval_every=1)
+
+
+def test_cpu_training_is_deterministic(ds):
+    a = train.train(small(), ds, progress=False)
+    b = train.train(small(), ds, progress=False)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+    assert a.curves["e_test"] == b.curves["e_test"] and len(a.curves["epoch"]) == 5
+
+
+def test_resume_from_a_checkpoint_is_exact(ds, tmp_path):
+    full = train.train(small(), ds, progress=False)
+    ck = tmp_path / "run.pt"
+    part = train.train(small(), ds, checkpoint=ck, progress=False, until_epoch=2)
+    assert not part.complete and part.epochs_done == 2 and ck.exists()
+    rest = train.train(small(), ds, checkpoint=ck, progress=False)
+    assert rest.complete and rest.resumed_from == 2
+    for p, q in zip(full.model.parameters(), rest.model.parameters()):
+        assert torch.equal(p, q)
+    assert rest.curves["e_test"] == full.curves["e_test"]
+
+
+def test_checkpoint_of_another_config_is_not_used(ds, tmp_path):
+    ck = tmp_path / "run.pt"
+    train.train(small(), ds, checkpoint=ck, progress=False, until_epoch=2)
+    other = train.train(small(terms=("E0",)), ds, checkpoint=ck, progress=False)
+    assert other.resumed_from == 0
+
+
+def test_loss_terms_match_direct_formulas(ds):
+    torch.manual_seed(0)
+    m = train.jets.MLP((8, 8), generator=torch.Generator().manual_seed(0))
+    dd = train.DeviceData(ds.train, 2, "cpu")
+    norms = losses.Norms.from_dataset(ds)
+    idx = torch.arange(10)
+    t = losses.terms(m, dd, idx, ("E0", "E1", "E2"), norms)
+    y = m(dd.x[idx])
+    assert torch.allclose(t["E0"], ((y - dd.target[idx]) ** 2).sum(1).mean() / norms.n**2)
+    # E1 by finite differences of the network along the image derivative: N(I + h dI) - N(I - h dI)
+    h = 1e-2
+    y1 = (m(dd.x[idx, None] + h * dd.d1[idx]) - m(dd.x[idx, None] - h * dd.d1[idx])) / (2 * h)
+    e1 = (((y1 - dd.target_d1[idx]) ** 2).sum(-1).mean(0) / norms.n_i**2).sum()
+    assert torch.allclose(t["E1"], e1, rtol=1e-3)
+    assert t["E2"] > 0 and norms.n_ij.shape == (21,)
+
+
+def test_error_e_is_eq_8(ds):
+    m = train.jets.MLP((8,), generator=torch.Generator().manual_seed(0))
+    x = ds.test.image.reshape(16, -1).float()
+    e = train.error_e(m, x, ds.test.target.float(), ds.norms.D_i)
+    direct = 100 * ((m(x).double() - ds.test.target) ** 2).mean(0).sqrt() / ds.norms.D_i
+    assert torch.allclose(e, direct, rtol=1e-5)
+
+
+def test_bad_configs(ds):
+    with pytest.raises(ValueError, match="Phase.terms must include E0"):
+        Phase(1, 1e-3, ("E1",))
+    with pytest.raises(ValueError, match="Phase.lr"):
+        Phase(1, 2.0)
+    with pytest.raises(ValueError, match="batches"):
+        TrainConfig(batches=0)
+    low = data.DatasetConfig(n_train=4, n_test=2, order=0)
+    with pytest.raises(ValueError, match="holds only order 0"):
+        train.train(small(), data.build(low, progress=False), progress=False)
