@@ -65,22 +65,29 @@ class MLP(nn.Module):
         or None when they vanish (straight lines in input space, e.g. random directions).
         Returns (y [B, m], y1 [B, K, m] or None, y2 [B, P, m] or None).
         """
-        B = x.shape[0]
         K = 0 if d1 is None else d1.shape[1]
         P = 0 if pairs is None else len(pairs)
         if P and K == 0:
             raise ValueError("second-order pairs need first-order directions d1")
         if d2 is not None and (P == 0 or d2.shape[1] != P):
             raise ValueError(f"d2 has {d2.shape[1]} rows but {P} pairs were given")
-        if P:
-            ia = torch.tensor([a for a, _ in pairs], device=x.device)
-            ib = torch.tensor([b for _, b in pairs], device=x.device)
         rows = [x[:, None]]
         if K:
             rows.append(d1)
         if P:
-            rows.append(d2 if d2 is not None else torch.zeros(B, P, x.shape[1], dtype=x.dtype, device=x.device))
-        h = torch.cat(rows, 1)  # [B, 1 + K + P, n]
+            rows.append(d2 if d2 is not None else torch.zeros(x.shape[0], P, x.shape[1], dtype=x.dtype,
+                                                              device=x.device))
+        return self.jet_rows(torch.cat(rows, 1), K, pairs)
+
+    def jet_rows(self, h: torch.Tensor, K: int, pairs: list[tuple[int, int]] | None = None):
+        """`jet` on pre-stacked rows h [B, 1 + K + P, n] = (x, x_1..x_K, x_pair1..x_pairP);
+        training keeps its data stacked this way so a batch is a single gather."""
+        P = 0 if pairs is None else len(pairs)
+        if h.shape[1] != 1 + K + P:
+            raise ValueError(f"expected 1 + {K} + {P} rows per sample, got {h.shape[1]}")
+        if P:
+            ia = torch.tensor([a for a, _ in pairs], device=h.device)
+            ib = torch.tensor([b for _, b in pairs], device=h.device)
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = h @ w.T  # one matmul for all rows

@@ -89,19 +89,30 @@ class TrainResult:
 
 
 class DeviceData:
-    """One split flattened for the network and kept on the training device."""
+    """One split flattened for the network and kept on the training device.
+
+    `rows` [N, R, 1681] stacks each image with its derivative images (R = 1, 7 or 28 for
+    order 0, 1, 2), so a batch of the extended forward pass is one gather.
+    """
 
     def __init__(self, split: data.Split, order: int, device, dtype=torch.float32):
         n = len(split)
-        self.x = split.image.reshape(n, -1).to(device, dtype)
+        parts = [split.image.reshape(n, 1, -1)]
+        if order >= 1:
+            parts.append(split.d1.reshape(n, 6, -1))
+        if order >= 2:
+            parts.append(split.d2.reshape(n, 21, -1))
+        self.rows = torch.cat([p.to(device, dtype) for p in parts], 1)
         self.target = split.target.to(device, dtype)
-        self.d1 = split.d1.reshape(n, 6, -1).to(device, dtype) if order >= 1 else None
         self.target_d1 = split.target_d1.to(device, dtype) if order >= 1 else None
-        self.d2 = split.d2.reshape(n, 21, -1).to(device, dtype) if order >= 2 else None
         self.target_d2 = split.target_d2.to(device, dtype) if order >= 2 else None
 
+    @property
+    def x(self):
+        return self.rows[:, 0]
+
     def __len__(self):
-        return self.x.shape[0]
+        return self.rows.shape[0]
 
 
 def error_e(model, x, target, D, batch=8192) -> torch.Tensor:
