@@ -39,9 +39,9 @@ def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
         conv, first = (None if res[m] is None else res[m]["metrics"]["e_test"] for m in ("conventional", "first"))
         t1, t2 = paper.TABLE1.get(width), paper.TABLE2.get(width)
         rows.append(_row(f"test e (%), conventional, L = {width}", t1[1] if t1 else None,
-                         None if conv is None else round(conv, 4), preset, "accuracy"))
+                         None if conv is None else round(conv, 3), preset, "accuracy"))
         rows.append(_row(f"test e (%), first derivatives, L = {width}", t2[1] if t2 else None,
-                         None if first is None else round(first, 4), preset, "accuracy"))
+                         None if first is None else round(first, 3), preset, "accuracy"))
         rows.append(_row(f"accuracy gain of first-derivative training, L = {width}",
                          round(t1[1] / t2[1], 1) if t1 else "5-6",
                          None if conv is None or first is None else round(conv / first, 2), preset, "accuracy"))
