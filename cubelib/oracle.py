@@ -1,0 +1,209 @@
+"""The oracle (eq. 9) and its Taylor expansion (eqs. 23, 25-26, 51).
+
+O(F) = argmin_C ||I(C) - F||^2: the cube whose image is nearest.  For an image close to the
+manifold, F = I(C) + eps D, the answer is T(nu(eps)) C with
+    Gamma a = J^T D                                         (eq. 23, a = dnu/deps)
+    Gamma b = 2 (D.H_ik) a_k - 2 (H_ik.J_p) a_p a_k - (J_i.H_kp) a_k a_p   (eq. 51, b = d2nu/deps2)
+where J_i = dI/dnu_i, H_ij = d2I/dnu_i dnu_j and Gamma_ij = J_i.J_j (the Gram matrix), so
+    dO/dD = dC/dnu_i a_i,   d2O/dD2 = dC/dnu_i b_i + d2C/dnu_i dnu_j a_i a_j.
+The gradient of output k is grad O_k = J^T Gamma^-1 dC_k/dnu (eqs. 25-26): every oracle
+gradient lies in the 6-dimensional tangent space.
+
+`nonlinear` solves eq. (9) itself by Levenberg-Marquardt in the local coordinates nu, with the
+exact image Jacobian; it reports per image how it ended instead of returning a silent guess.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import geometry, render
+from .geometry import PAIRS
+
+# Gram matrices with a condition number above this are "special points" (section 4.4.1).
+SINGULAR_CONDITION = 1e10
+
+
+def _flat(x):
+    return x.reshape(*x.shape[:-2], -1)
+
+
+def gram(d1: torch.Tensor) -> torch.Tensor:
+    """Gamma_ij = dI/dnu_i . dI/dnu_j (eq. 23): d1 [B, 6, 41, 41] -> [B, 6, 6]."""
+    J = _flat(d1)
+    return J @ J.transpose(-1, -2)
+
+
+def check_gram(G: torch.Tensor) -> torch.Tensor:
+    """Condition numbers [B]; raises ValueError naming the images at special points."""
+    cond = torch.linalg.cond(G)
+    bad = (~torch.isfinite(cond)) | (cond > SINGULAR_CONDITION)
+    if bool(bad.any()):
+        raise ValueError(f"singular Gram matrix (condition > {SINGULAR_CONDITION:.0e}) for images "
+                         f"{bad.nonzero().flatten().tolist()}: the tangent images are linearly dependent "
+                         "there, so the oracle's expansion does not exist")
+    return cond
+
+
+def _hessian(d2: torch.Tensor) -> torch.Tensor:
+    """Symmetric [B, 6, 6, P] from the 21 upper-triangle images [B, 21, ...]."""
+    H2 = _flat(d2)
+    H = H2.new_zeros(H2.shape[0], 6, 6, H2.shape[-1])
+    for k, (i, j) in enumerate(PAIRS):
+        H[:, i, j] = H2[:, k]
+        H[:, j, i] = H2[:, k]
+    return H
+
+
+def _vertex_hessian(vertices: torch.Tensor) -> torch.Tensor:
+    """d2 target / dnu_i dnu_j, symmetric [B, 6, 6, 9]."""
+    t2 = geometry.target(geometry.vertex_d2(vertices))
+    out = t2.new_zeros(t2.shape[0], 6, 6, 9)
+    for k, (i, j) in enumerate(PAIRS):
+        out[:, i, j] = t2[:, k]
+        out[:, j, i] = t2[:, k]
+    return out
+
+
+@dataclass
+class Expansion:
+    """First- (and second-) order oracle response to directions D at clean cubes."""
+
+    dnu: torch.Tensor  # [B, M, 6] dnu/deps (eq. 23)
+    dO: torch.Tensor  # [B, M, 9] dO/dD
+    d2nu: torch.Tensor | None = None  # [B, M, 6] d2nu/deps2 (eq. 51)
+    d2O: torch.Tensor | None = None  # [B, M, 9] d2O/dD2
+    condition: torch.Tensor | None = None  # [B] condition numbers of Gamma
+
+
+def expand(vertices: torch.Tensor, result: render.RenderResult, directions: torch.Tensor,
+           order: int = 1) -> Expansion:
+    """Oracle derivatives along image directions.
+
+    vertices [B, 8, 3] and their render result (order >= `order`); directions [B, M, 41, 41]
+    (or [M, 41, 41], shared by all cubes).  Raises ValueError at special points.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if result.d1 is None or (order == 2 and result.d2 is None):
+        raise ValueError(f"the render result must hold derivatives up to order {order}")
+    B = vertices.shape[0]
+    D = _flat(directions)
+    if D.ndim == 2:
+        D = D.expand(B, *D.shape)
+    J = _flat(result.d1)  # [B, 6, P]
+    G = gram(result.d1)
+    cond = check_gram(G)
+    rhs = D @ J.transpose(-1, -2)  # [B, M, 6] = D . J_j
+    a = torch.linalg.solve(G[:, None], rhs[..., None]).squeeze(-1)  # [B, M, 6]
+    dC = geometry.target(geometry.vertex_d1(vertices))  # [B, 6, 9]
+    out = Expansion(dnu=a, dO=a @ dC, condition=cond)
+    if order == 2:
+        H = _hessian(result.d2)  # [B, 6, 6, P]
+        DH = torch.einsum("bmp,bikp->bmik", D, H)  # D . H_ik
+        HJ = torch.einsum("bkip,bjp->bkij", H, J)  # (H_ki . J_j)
+        first = 2 * torch.einsum("bmik,bmk->bmi", DH, a)
+        second = 2 * torch.einsum("bkip,bmp,bmk->bmi", HJ, a, a)
+        third = torch.einsum("bkpi,bmk,bmp->bmi", HJ, a, a)
+        b = torch.linalg.solve(G[:, None], (first - second - third)[..., None]).squeeze(-1)
+        C2 = _vertex_hessian(vertices)
+        out.d2nu = b
+        out.d2O = b @ dC + torch.einsum("bijo,bmi,bmj->bmo", C2, a, a)
+    return out
+
+
+def gradients(vertices: torch.Tensor, result: render.RenderResult) -> torch.Tensor:
+    """grad O_k for the 9 outputs (eqs. 25-26): [B, 9, 41, 41], all in the tangent space."""
+    J = _flat(result.d1)
+    G = gram(result.d1)
+    check_gram(G)
+    dC = geometry.target(geometry.vertex_d1(vertices))  # [B, 6, 9]
+    nu = torch.linalg.solve(G, dC)  # [B, 6, 9]: Gamma nu = dC_k/dnu, one column per output
+    return (nu.transpose(-1, -2) @ J).reshape(J.shape[0], 9, *result.d1.shape[-2:])
+
+
+# --------------------------------------------------------------------------------------
+# The nonlinear oracle
+
+@dataclass
+class OracleResult:
+    vertices: torch.Tensor  # [B, 8, 3] the cube found
+    iterations: torch.Tensor  # [B]
+    residual: torch.Tensor  # [B] ||I(C) - F||
+    grad_norm: torch.Tensor  # [B] ||J^T (I(C) - F)|| at the end
+    status: list  # per image: "converged", "max_iterations" or "failed: <why>"
+
+    @property
+    def converged(self) -> torch.Tensor:
+        return torch.tensor([s == "converged" for s in self.status])
+
+
+def nonlinear(images: torch.Tensor, start: torch.Tensor, max_iterations: int = 50, grad_tol: float = 1e-12,
+              step_tol: float = 1e-14, damping: float = 1e-6) -> OracleResult:
+    """Solve eq. (9) for each image [B, 41, 41] from the starting cubes [B, 8, 3].
+
+    Levenberg-Marquardt in the local coordinates: at the current cube C, solve
+    (Gamma + lambda diag Gamma) delta = -J^T r with r = I(C) - F, move to T(delta) C if the
+    residual does not rise beyond rounding (lambda / 3), otherwise retry with lambda * 10.
+    Converged when ||J^T r|| <= grad_tol ||J|| ||r|| (optimality at the rounding level of the
+    product) or when an accepted step is below step_tol.
+    """
+    if images.shape[-2:] != (render.RESOLUTION, render.RESOLUTION):
+        raise ValueError(f"images must be [B, 41, 41], got {tuple(images.shape)}")
+    geometry.check_vertices(start, "start")
+    if not (isinstance(max_iterations, int) and max_iterations >= 1):
+        raise ValueError(f"max_iterations must be an integer >= 1, got {max_iterations!r}")
+    F = images.to(torch.float64)
+    C = start.to(torch.float64).clone()
+    B = C.shape[0]
+    lam = torch.full((B,), damping, dtype=torch.float64)
+    active = torch.ones(B, dtype=torch.bool)
+    iters = torch.zeros(B, dtype=torch.long)
+    status = ["max_iterations"] * B
+    r = render.render(C, order=1, check=False)
+    res = (r.image - F).flatten(1)
+    cost = (res**2).sum(1)
+    for _ in range(max_iterations):
+        idx = active.nonzero().flatten()
+        if len(idx) == 0:
+            break
+        J = r.d1[idx].flatten(2)  # [b, 6, P]
+        g = (J @ res[idx, :, None]).squeeze(-1)  # J^T r
+        # first-order optimality, relative to its own rounding floor: J^T r = 0 up to the size
+        # of the terms it sums
+        floor = J.flatten(1).norm(dim=1) * res[idx].norm(dim=1)
+        done = g.norm(dim=1) <= grad_tol * floor + 1e-15
+        for k in idx[done].tolist():
+            status[k] = "converged"
+            active[k] = False
+        idx, J, g = idx[~done], J[~done], g[~done]
+        if len(idx) == 0:
+            break
+        G = J @ J.transpose(1, 2)
+        A = G + lam[idx, None, None] * torch.diag_embed(torch.diagonal(G, dim1=1, dim2=2))
+        step = -torch.linalg.solve(A, g)
+        trial = geometry.transform(C[idx], step)
+        depth = geometry.DEFAULT_CAMERA.to_camera(trial)[..., 2]
+        valid = (depth < -1e-6).all(1) | (depth > 1e-6).all(1)
+        rt = render.render(trial, order=1, check=False)
+        new_res = (rt.image - F[idx]).flatten(1)
+        new_cost = (new_res**2).sum(1)
+        better = valid & (new_cost <= cost[idx] * (1 + 1e-12))  # rounding-level increases allowed
+        iters[idx] += 1
+        acc = idx[better]
+        C[acc] = trial[better]
+        cost[acc] = new_cost[better]
+        res[acc] = new_res[better]
+        r.image[acc], r.d1[acc] = rt.image[better], rt.d1[better]
+        lam[acc] = torch.clamp(lam[acc] / 3, min=1e-12)
+        lam[idx[~better]] *= 10
+        tiny = step.norm(dim=1) < step_tol
+        for k in idx[tiny & better].tolist():
+            status[k] = "converged"
+            active[k] = False
+        for k in idx[lam[idx] > 1e12].tolist():
+            status[k] = "failed: no descent step (damping above 1e12)"
+            active[k] = False
+    g_end = (r.d1.flatten(2) @ res[:, :, None]).squeeze(-1).norm(dim=1)
+    return OracleResult(vertices=C, iterations=iters, residual=cost.sqrt(), grad_norm=g_end, status=status)
