@@ -146,8 +146,8 @@ def nonlinear(images: torch.Tensor, start: torch.Tensor, max_iterations: int = 5
     Levenberg-Marquardt in the local coordinates: at the current cube C, solve
     (Gamma + lambda diag Gamma) delta = -J^T r with r = I(C) - F, move to T(delta) C if the
     residual does not rise beyond rounding (lambda / 3), otherwise retry with lambda * 10.
-    Converged when ||J^T r|| <= grad_tol ||J|| ||r|| (optimality at the rounding level of the
-    product) or when an accepted step is below step_tol.
+    Converged when ||J^T r|| <= ||J|| (grad_tol ||r|| + 1e-14) (optimality at the rounding
+    level of the product and of the rendered pixels) or when an accepted step is below step_tol.
     """
     if images.shape[-2:] != (render.RESOLUTION, render.RESOLUTION):
         raise ValueError(f"images must be [B, 41, 41], got {tuple(images.shape)}")
@@ -170,10 +170,10 @@ def nonlinear(images: torch.Tensor, start: torch.Tensor, max_iterations: int = 5
             break
         J = r.d1[idx].flatten(2)  # [b, 6, P]
         g = (J @ res[idx, :, None]).squeeze(-1)  # J^T r
-        # first-order optimality, relative to its own rounding floor: J^T r = 0 up to the size
-        # of the terms it sums
-        floor = J.flatten(1).norm(dim=1) * res[idx].norm(dim=1)
-        done = g.norm(dim=1) <= grad_tol * floor + 1e-15
+        # first-order optimality down to its rounding floor: J^T r = 0 up to grad_tol of the
+        # terms it sums, plus the pixels' own error (~1e-16 each, 1e-14 over the image)
+        Jn = J.flatten(1).norm(dim=1)
+        done = g.norm(dim=1) <= Jn * (grad_tol * res[idx].norm(dim=1) + 1e-14)
         for k in idx[done].tolist():
             status[k] = "converged"
             active[k] = False

@@ -1,0 +1,93 @@
+"""Vulnerabilities on constructed cases with known answers, brute force, and a trained network."""
+import math
+
+import pytest
+import torch
+
+from cubelib import geometry, oracle, render, robustness, sampling, train, data
+from cubelib.robustness import V_SCALE
+
+
+def oracle_like(B=2, P=40, seed=0):
+    """A rank-6 'oracle' gradient set: 9 rows spanning a random 6-dimensional subspace."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.randn(B, 6, P, generator=g, dtype=torch.float64)
+    mix = torch.randn(B, 9, 6, generator=g, dtype=torch.float64)
+    return mix @ basis
+
+
+def test_aligned_network_has_no_vulnerability():
+    gO = oracle_like()
+    v = robustness.vulnerabilities(gO.clone(), gO)
+    for x in (v.v_max, v.v_sen, v.v_inv):
+        assert x.abs().max() < 1e-6
+
+
+def test_flat_network_is_purely_invariant():
+    gO = oracle_like()
+    v = robustness.vulnerabilities(torch.zeros_like(gO), gO)
+    assert v.v_sen.abs().max() < 1e-12
+    assert torch.allclose(v.v_inv, v.v_max, rtol=1e-12)
+    assert torch.allclose(v.v_max, torch.linalg.svdvals(gO)[:, 0] * V_SCALE, rtol=1e-12)
+
+
+def test_network_off_the_tangent_space_is_purely_sensitive():
+    gO = oracle_like()
+    Q, _ = torch.linalg.qr(gO.transpose(1, 2), mode="complete")  # columns 6.. are orthogonal to grad O
+    g = torch.Generator().manual_seed(5)
+    gN = 100 * torch.randn(2, 9, 34, generator=g, dtype=torch.float64) @ Q[:, :, 6:].transpose(1, 2)
+    v = robustness.vulnerabilities(gN, gO)
+    assert torch.allclose(v.v_sen, torch.linalg.svdvals(gN)[:, 0] * V_SCALE, rtol=1e-10)
+    assert torch.allclose(v.v_max, v.v_sen, rtol=1e-3)
+    # the invariance attack moves only the oracle: its optimum is the oracle's own largest rate
+    assert torch.allclose(v.v_inv, torch.linalg.svdvals(gO)[:, 0] * V_SCALE, rtol=1e-10)
+
+
+def test_brute_force_finds_nothing_better():
+    g = torch.Generator().manual_seed(2)
+    gO = oracle_like(B=1, P=12, seed=3)
+    gN = gO + 0.5 * torch.randn(1, 9, 12, generator=g, dtype=torch.float64)
+    v = robustness.vulnerabilities(gN, gO)
+    D = torch.randn(200000, 12, generator=g, dtype=torch.float64)
+    D = D / D.norm(dim=1, keepdim=True)
+    rate = ((gN[0] - gO[0]) @ D.T).norm(dim=0) * V_SCALE
+    assert rate.max() <= v.v_max[0] * (1 + 1e-12)
+    assert rate.max() > 0.95 * v.v_max[0]  # and random search comes close
+    attained = ((gN[0] - gO[0]) @ v.d_max[0]).norm() * V_SCALE
+    assert torch.allclose(attained, v.v_max[0], rtol=1e-12)
+    # sensitivity: random unit directions orthogonal to grad O never beat it, and d_sen attains it
+    Q, _ = torch.linalg.qr(gO[0].T, mode="complete")
+    comp = Q[:, 6:]
+    Ds = torch.randn(100000, 6, generator=g, dtype=torch.float64) @ comp.T
+    Ds = Ds / Ds.norm(dim=1, keepdim=True)
+    rate_s = (gN[0] @ Ds.T).norm(dim=0) * V_SCALE
+    assert rate_s.max() <= v.v_sen[0] * (1 + 1e-12)
+    assert (gO[0] @ v.d_sen[0]).abs().max() < 1e-12
+    assert torch.allclose((gN[0] @ v.d_sen[0]).norm() * V_SCALE, v.v_sen[0], rtol=1e-12)
+
+
+def test_optimal_attack_raises_the_true_error_at_the_predicted_rate(tmp_path):
+    ds = data.load(data.DatasetConfig(n_train=64, n_test=4, order=1), cache_dir=tmp_path, progress=False)
+    cfg = train.TrainConfig(hidden=(16, 16, 8), phases=(train.Phase(3, 1e-3, ("E0", "E1")),), batches=4)
+    model = train.train(cfg, ds, progress=False).model.double()
+    V = ds.test.vertices[:2]
+    r = render.render(V, order=1)
+    gN = robustness.network_gradients(model, r.image)
+    gO = oracle.gradients(V, r).flatten(2)
+    v = robustness.vulnerabilities(gN, gO)
+    D = v.d_max.reshape(2, 41, 41)
+    base = model(r.image.flatten(1)) - geometry.target(V)
+    for eps in (1e-3, 1e-4):
+        moved = oracle.nonlinear(r.image + eps * D, V)
+        assert all(s == "converged" for s in moved.status), (moved.status, moved.grad_norm, moved.iterations)
+        err = model((r.image + eps * D).flatten(1)) - geometry.target(moved.vertices)
+        rate = (err - base).norm(dim=1) / eps * V_SCALE
+        assert torch.allclose(rate, v.v_max, rtol=20 * eps), (rate, v.v_max)
+
+
+def test_bad_arguments():
+    gO = oracle_like()
+    with pytest.raises(ValueError, match="invariance_basis"):
+        robustness.vulnerabilities(gO, gO, invariance_basis="mine")
+    with pytest.raises(ValueError, match="same shape"):
+        robustness.vulnerabilities(gO[:, :8], gO)
