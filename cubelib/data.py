@@ -5,7 +5,8 @@ start .. start + n_train - 1 (training) and the n_test points that follow (test)
 poses interleave with the training ones without repeating them.  Each split holds the
 vertices, the 9 targets with their first and second derivatives along nu (closed form), and
 the images with image derivatives up to `order`.  Files are keyed by a hash of the config,
-the schema and the renderer version; a stale or corrupt file is rebuilt, never reused.
+the schema, the renderer version and the source of geometry, sampling and render; a stale
+or corrupt file is rebuilt, never reused.
 """
 from __future__ import annotations
 
@@ -103,6 +104,21 @@ class Dataset:
     test: Split
     norms: Norms
     path: Path | None = None
+
+
+def source_hash(*modules) -> str:
+    """Hash of the source files of `modules`: a cache made by other code is not reused."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(Path(m.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cache_path(config: DatasetConfig, cache_dir: Path) -> Path:
+    """Cache file of a data set: keyed by the config and by the source of the modules that
+    compute it, so an edit to the renderer rebuilds the data (seconds to minutes) rather than
+    reusing numbers made by other code."""
+    return cache_dir / f"cube-{config.key()}-{source_hash(geometry, sampling, render)}.pt"
 
 
 def default_cache_dir() -> Path:
@@ -216,7 +232,7 @@ def load(config: DatasetConfig | str, cache_dir: Path | str | None = None, devic
     if isinstance(config, str):
         config = dataset_config(config)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"cube-{config.key()}.pt"
+    path = cache_path(config, cache)
     if path.exists():
         try:
             return _read(path, config)

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,14 @@ def provenance(device, seconds: float) -> dict:
     return {"git_commit": _git_commit(), "device": name, "torch": torch.__version__,
             "python": platform.python_version(), "train_seconds": round(seconds, 2),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "render_version": render.RENDER_VERSION, "train_version": TRAIN_VERSION}
+            "render_version": render.RENDER_VERSION, "train_version": TRAIN_VERSION,
+            "source_hash": training_source_hash()}
+
+
+def training_source_hash() -> str:
+    """Hash of the code that turns a data set into a result (jets, losses, train, this file)."""
+    from . import jets, losses
+    return data.source_hash(jets, losses, train, sys.modules[__name__])
 
 
 def input_gradient_norm(model, x, output: int = 0, batch: int = 4096) -> float:
@@ -118,6 +126,12 @@ def input_gradient_norm(model, x, output: int = 0, batch: int = 4096) -> float:
 
 
 def evaluate(model, ds: data.Dataset, device) -> dict:
+    """Errors (eq. 8) and the mean input-gradient norm of N_1, in full float32 (no TF32)."""
+    with train.fp32_matmul():
+        return _evaluate(model, ds, device)
+
+
+def _evaluate(model, ds: data.Dataset, device) -> dict:
     x_train = ds.train.image.reshape(len(ds.train), -1).to(device, torch.float32)
     x_test = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
     D = ds.norms.D_i
@@ -135,6 +149,13 @@ def _read(path: Path, exp: Experiment) -> dict:
         raise ValueError(f"unreadable ({exc})") from exc
     if result.get("schema") != SCHEMA or result.get("key") != exp.key() or "metrics" not in result:
         raise ValueError("stale (another config, schema or code version)")
+    made_by = result.get("provenance", {}).get("source_hash")
+    if made_by != training_source_hash():
+        # Same config and versions, other training code: used (results can be GPU-hours), but
+        # said, so a change that alters numbers without bumping TRAIN_VERSION is noticed.
+        warnings.warn(f"{path.name} was made by other training code (source {made_by}, now "
+                      f"{training_source_hash()}, commit {result['provenance'].get('git_commit', '?')[:12]}); "
+                      "bump experiments.TRAIN_VERSION if that change alters results", stacklevel=3)
     return result
 
 
@@ -160,6 +181,8 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
             return found
     ds = data.load(exp.data, device=device, progress=progress)
     ck = data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
+    if force:
+        ck.unlink(missing_ok=True)  # recompute means retrain, not re-evaluate a finished checkpoint
     res = train.train(exp.train, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
                       time_limit=time_limit)
     if not res.complete:

@@ -83,6 +83,8 @@ class MLP(nn.Module):
         """`jet` on pre-stacked rows h [B, 1 + K + P, n] = (x, x_1..x_K, x_pair1..x_pairP);
         training keeps its data stacked this way so a batch is a single gather."""
         P = 0 if pairs is None else len(pairs)
+        if P and K == 0:
+            raise ValueError("second-order pairs need first-order directions (K >= 1)")
         if h.shape[1] != 1 + K + P:
             raise ValueError(f"expected 1 + {K} + {P} rows per sample, got {h.shape[1]}")
         if P:

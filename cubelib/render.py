@@ -76,7 +76,7 @@ def _owens_t_small(p, q):
 def owens_t(h, a):
     """Owen's T(h, a) for real h and a (elementwise tensors of one dtype)."""
     h, a = torch.broadcast_tensors(h, a)
-    hh = h.abs().clamp_min(1e-300)
+    hh = h.abs().clamp_min(torch.finfo(h.dtype).tiny)
     return torch.sign(a) * _owens_t_hs(hh, (a * hh).abs())
 
 
@@ -100,7 +100,7 @@ def _edge_frame(A, B, orient, points):
     arc positions s_A, s_B (all [..., E, P]), length L [..., E] and outward normal [..., E, 2]."""
     d = B - A
     L = d.norm(dim=-1)
-    t = d / L.clamp_min(1e-300)[..., None]
+    t = d / L.clamp_min(torch.finfo(L.dtype).tiny)[..., None]
     n = orient[..., None] * torch.stack([t[..., 1], -t[..., 0]], -1)
     rx = A[..., 0, None] - points[:, 0]  # [..., E, P]
     ry = A[..., 1, None] - points[:, 1]
@@ -123,7 +123,7 @@ def _near(h, sA, sB):
 
 def _edge_values(h, sA, sB, near=None):
     """Integral of the 2D standard normal over the polygon, edge by edge (see module doc)."""
-    tiny = torch.tensor(1e-300, dtype=h.dtype, device=h.device)
+    tiny = torch.tensor(torch.finfo(h.dtype).tiny, dtype=h.dtype, device=h.device)
     h = torch.where(h.abs() < tiny, tiny, h)  # h = 0 contributes 0; keep the sign convention +
     out = torch.atan2(h * (sB - sA), h * h + sA * sB) / _TWO_PI
     if near is None:
@@ -144,7 +144,7 @@ def _edge_weights(h, sA, sB, L, near):
     Ln = L[..., None].expand_as(h).reshape(-1)[near]
     G0 = math.sqrt(math.pi / 2) * (torch.erf(sBn / _SQRT2) - torch.erf(sAn / _SQRT2))
     G1 = torch.exp(-0.5 * sAn * sAn) - torch.exp(-0.5 * sBn * sBn)
-    scale = torch.exp(-0.5 * hn * hn) / (_TWO_PI * Ln.clamp_min(1e-300))
+    scale = torch.exp(-0.5 * hn * hn) / (_TWO_PI * Ln.clamp_min(torch.finfo(Ln.dtype).tiny))
     wA, wB = torch.zeros_like(h), torch.zeros_like(h)
     wA.view(-1)[near] = scale * (sBn * G0 - G1)
     wB.view(-1)[near] = scale * (G1 - sAn * G0)
@@ -292,6 +292,14 @@ def render(
         raise ValueError(f"sigma must be a positive number, got {sigma!r}")
     if not (isinstance(resolution, int) and resolution >= 2):
         raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
+    if dtype not in (torch.float64, torch.float32):
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+    if order == 2 and dtype != torch.float64:
+        raise ValueError("order=2 needs dtype=torch.float64: eq. (45) differences first derivatives at eps = 5e-6")
+    if not (isinstance(eps, (int, float)) and 0 < eps < 1e-2):
+        raise ValueError(f"eps (the step of eq. 45) must be a number in (0, 1e-2), got {eps!r}")
+    if chunk is not None and not (isinstance(chunk, int) and chunk >= 1):
+        raise ValueError(f"chunk must be a positive integer (cubes rendered at once), got {chunk!r}")
     single = vertices.ndim == 2
     if single:
         vertices = vertices[None]

@@ -16,7 +16,7 @@ def rendering_rows(preset: str, compute: bool = True) -> list[dict]:
     rows = [_row("effective resolution of sigma = 0.03 on the 41-pixel grid (lines)",
                  paper.EFFECTIVE_RESOLUTION_LINES, render.effective_resolution(on_pixels=True), "any", "rendering")]
     config = data.dataset_config(preset, order=1)
-    if compute or (data.default_cache_dir() / f"cube-{config.key()}.pt").exists():
+    if compute or data.cache_path(config, data.default_cache_dir()).exists():
         D = data.load(config, progress=False).norms.D_i
         rows.append(_row("output spread D_i (min - max)", paper.OUTPUT_STD,
                          f"{D.min().item():.3f} - {D.max().item():.3f}", preset, "rendering"))

@@ -115,9 +115,21 @@ class DeviceData:
         return self.rows.shape[0]
 
 
+class fp32_matmul:
+    """Context: full-precision float32 matmuls on CUDA (TF32 off), restored on exit."""
+
+    def __enter__(self):
+        self.old = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+    def __exit__(self, *exc):
+        torch.backends.cuda.matmul.allow_tf32 = self.old
+
+
 def error_e(model, x, target, D, batch=8192) -> torch.Tensor:
-    """Eq. (8) per output: rms(N_i - C_i) / D_i, in percent; e is the mean of the 9."""
-    with torch.no_grad():
+    """Eq. (8) per output: rms(N_i - C_i) / D_i, in percent; e is the mean of the 9.
+    Evaluated without TF32, so the reported error is the network's, not the rounding's."""
+    with torch.no_grad(), fp32_matmul():
         sq = torch.zeros(target.shape[1], dtype=torch.float64, device=x.device)
         for i in range(0, x.shape[0], batch):
             sq += ((model(x[i:i + batch]) - target[i:i + batch]).double() ** 2).sum(0)
@@ -140,16 +152,15 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     after a checkpoint; the result then has complete=False and a later call resumes.
     """
     device = torch.device(device)
+    if cfg.batches > len(ds.train):
+        raise ValueError(f"TrainConfig.batches ({cfg.batches}) exceeds the {len(ds.train)} training images")
     if cfg.order > ds.config.order:
         raise ValueError(f"the config trains order-{cfg.order} derivatives but the data set holds only "
                          f"order {ds.config.order}; load it with order={cfg.order}")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
     train_set = DeviceData(ds.train, cfg.order, device)
     test_x = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
     test_t = ds.test.target.to(device, torch.float32)
-    norms = losses.Norms.from_dataset(ds, device)
+    norms = losses.Norms.from_dataset(ds, device, second_order=cfg.order >= 2)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     model = jets.MLP(cfg.hidden, generator=gen).to(device)
@@ -158,11 +169,11 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     start, seconds = 0, 0.0
     key = cfg.key() + ":" + ds.config.key()
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, weights_only=False, map_location=device)
+        state = torch.load(checkpoint, weights_only=False, map_location="cpu")
         if state.get("key") == key:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
+            model.load_state_dict(state["model"])  # copies onto the model's device
+            opt.load_state_dict(state["optimizer"])  # casts the moments to the parameters' device
+            gen.set_state(state["generator"].cpu())  # the permutation RNG lives on the CPU
             curves, start, seconds = state["curves"], state["epoch"], state["seconds"]
 
     def snapshot(epoch):
@@ -177,9 +188,13 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     # Ctrl-C (or a kernel interrupt) stops at the end of the current epoch, after a checkpoint,
     # so that a resumed run is exactly the run that was never interrupted.
     interrupted = []
-    old_handler = None
+    no_handler = object()
+    old_handler = no_handler
     if threading.current_thread() is threading.main_thread():
         old_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    old_tf32 = torch.backends.cuda.matmul.allow_tf32
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32  # training matmuls only; evaluation is fp32
     bar = tqdm(total=cfg.epochs, initial=start, desc=desc, unit="epoch", disable=not progress, mininterval=2.0)
     try:
         for epoch in range(start, cfg.epochs):
@@ -189,7 +204,8 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=gen).to(device)
             sums = {t: torch.zeros((), device=device) for t in phase.terms}
-            for idx in perm.chunk(cfg.batches):
+            chunks = torch.tensor_split(perm, cfg.batches)  # exactly cfg.batches batches
+            for idx in chunks:
                 terms = losses.terms(model, train_set, idx, phase.terms, norms)
                 loss = sum(terms.values())
                 opt.zero_grad(set_to_none=True)
@@ -206,7 +222,7 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
                 curves["e_train"].append(error_e(model, train_set.x, train_set.target, norms.D).mean().item())
                 curves["e_test"].append(error_e(model, test_x, test_t, norms.D).mean().item())
                 for t in TERMS:
-                    curves[t].append(sums[t].item() / cfg.batches if t in sums else None)
+                    curves[t].append(sums[t].item() / len(chunks) if t in sums else None)
                 bar.set_postfix(e_test=f"{curves['e_test'][-1]:.3f}%")
             bar.update(1)
             if interrupted:
@@ -223,7 +239,8 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
                 last_save = time.monotonic()
     finally:
         bar.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        torch.backends.cuda.matmul.allow_tf32 = old_tf32
+        if old_handler is not no_handler:
+            signal.signal(signal.SIGINT, old_handler if old_handler is not None else signal.SIG_DFL)
     snapshot(cfg.epochs)
     return TrainResult(model=model, curves=curves, seconds=seconds, resumed_from=start, epochs_done=cfg.epochs)

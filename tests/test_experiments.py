@@ -97,3 +97,27 @@ def test_command_line(env):
     assert bad.returncode != 0 and "--device must be" in bad.stderr
     bad = _cli("run", "accuracy", "--preset", "giant", env_vars=env_vars)
     assert bad.returncode != 0 and "invalid choice: 'giant'" in bad.stderr
+
+
+def test_force_retrains_instead_of_reloading_the_checkpoint(env, monkeypatch):
+    experiments.run(TINY, progress=False)
+    calls = []
+    real = train.train
+
+    def spy(*a, **k):
+        res = real(*a, **k)
+        calls.append(res.resumed_from)
+        return res
+    monkeypatch.setattr(train, "train", spy)
+    experiments.run(TINY, progress=False, force=True)
+    assert calls == [0]  # trained from scratch, not resumed from the finished checkpoint
+
+
+def test_result_made_by_other_training_code_is_flagged(env):
+    experiments.run(TINY, progress=False)
+    path = TINY.path()
+    stored = json.loads(path.read_text())
+    stored["provenance"]["source_hash"] = "000000000000"
+    path.write_text(json.dumps(stored))
+    with pytest.warns(UserWarning, match="made by other training code"):
+        assert experiments.load(TINY) is not None

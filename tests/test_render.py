@@ -212,6 +212,25 @@ def test_bad_input_is_refused_with_a_clear_message():
         Camera(f=-1.0)
     with pytest.raises(ValueError, match="sigma"):
         render.render(v, sigma=0.0)
+    with pytest.raises(ValueError, match=r"eps \(the step of eq. 45\)"):
+        render.render(v, order=2, eps=0.0)
+    with pytest.raises(ValueError, match="chunk must be a positive integer"):
+        render.render(v, chunk=0)
+    with pytest.raises(ValueError, match="order=2 needs dtype=torch.float64"):
+        render.render(v, order=2, dtype=torch.float32)
+
+
+def test_float32_rendering_is_finite_and_close():
+    v = poses(3)
+    a = render.render(v, order=1)
+    b = render.render(v, order=1, dtype=torch.float32)
+    assert torch.isfinite(b.image).all() and torch.isfinite(b.d1).all()
+    assert (a.image - b.image.double()).abs().max() < 1e-5
+    # the h = 0 and vertex-on-pixel cases of float32
+    sq = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.1, 0.1], [0.0, 0.1]], dtype=torch.float32)
+    val = render.polygon_integral(sq, render.pixel_grid(41, dtype=torch.float32))
+    ref = render.polygon_integral(sq.double(), render.pixel_grid(41))
+    assert torch.isfinite(val).all() and (val.double() - ref).abs().max() < 1e-5
 
 
 def test_stripe_contrast_matches_one_dimensional_sum_and_resolution():

@@ -49,7 +49,7 @@ def test_loss_terms_match_direct_formulas(ds):
     m = train.jets.MLP((8, 8), generator=torch.Generator().manual_seed(0))
     dd = train.DeviceData(ds.train, 2, "cpu")
     dd.d1 = dd.rows[:, 1:7]
-    norms = losses.Norms.from_dataset(ds)
+    norms = losses.Norms.from_dataset(ds, second_order=True)
     idx = torch.arange(10)
     t = losses.terms(m, dd, idx, ("E0", "E1", "E2"), norms)
     y = m(dd.x[idx])
