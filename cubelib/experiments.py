@@ -29,6 +29,9 @@ SCHEMA = 1
 # Bump when training or evaluation changes numbers, so old result files are recomputed.
 TRAIN_VERSION = 1
 ROOT = Path(__file__).resolve().parents[1]
+# Networks up to this many weights (L <= 256: ~4 MB) are stored next to their result file,
+# so later chapters can analyse them without retraining; larger ones stay in the cache.
+SMALL_MODEL = 1_000_000
 
 
 def results_dir() -> Path:
@@ -196,7 +199,32 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
     }
     path = exp.path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if res.model.n_weights() <= SMALL_MODEL:
+        weights = path.with_suffix(".pt")
+        torch.save({k: v.cpu() for k, v in res.model.state_dict().items()}, weights.with_suffix(".tmp-pt"))
+        os.replace(weights.with_suffix(".tmp-pt"), weights)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, path)
     return result
+
+
+def model(exp: Experiment, device="cpu", root: Path | None = None) -> "jets.MLP":
+    """The trained network of `exp`: from its weights in results/ (small models), else from
+    its final checkpoint in the cache, else trained now (and its result written)."""
+    from . import jets
+    net = jets.MLP(exp.train.hidden)
+    weights = exp.path(root).with_suffix(".pt")
+    if load(exp, root) is not None and weights.exists():
+        net.load_state_dict(torch.load(weights, weights_only=True))
+        return net.to(device)
+    ck = data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
+    if ck.exists():
+        state = torch.load(ck, weights_only=False, map_location="cpu")
+        if state.get("epoch") == exp.train.epochs and state.get("key", "").startswith(exp.train.key()):
+            net.load_state_dict(state["model"])
+            if load(exp, root) is None:
+                run(exp, device=device, root=root)
+            return net.to(device)
+    run(exp, device=device, root=root, force=True)
+    return model(exp, device, root)

@@ -10,7 +10,7 @@ perturbation D changes the error N - O at the rate (G_N - G_O) D.  The three att
          network stays while the oracle moves.
 
 Each maximum is turned into a vulnerability by eq. (33) as printed, v = sqrt(max) / 9 / 0.3
-(erratum 5 of DESIGN.md: we implement it as written).
+(erratum 5 of DESIGN.md: we implement it as written), reported in percent as in Tables 3-5.
 
 Eqs. (39) and (41) build the optimum in the 18-dimensional span of both gradient sets and
 reduce the 9 constraint equations to 6 by projecting them onto eigenvectors.  Restricting D
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-V_SCALE = 1.0 / (9 * 0.3)  # eq. (33): v = sqrt(max) / 9 / 0.3
+V_SCALE = 100.0 / (9 * 0.3)  # eq. (33): v = sqrt(max) / 9 / 0.3, in percent like the paper's tables
 
 
 def network_gradients(model, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:

@@ -121,3 +121,17 @@ def test_result_made_by_other_training_code_is_flagged(env):
     path.write_text(json.dumps(stored))
     with pytest.warns(UserWarning, match="made by other training code"):
         assert experiments.load(TINY) is not None
+
+
+def test_small_models_are_stored_and_reloaded(env, monkeypatch):
+    res = experiments.run(TINY, progress=False)
+    weights = TINY.path().with_suffix(".pt")
+    assert weights.exists()
+
+    def boom(*a, **k):
+        raise AssertionError("should not train again")
+    monkeypatch.setattr(train, "train", boom)
+    net = experiments.model(TINY)
+    ds = data.load(TINY.data, progress=False)
+    e = train.error_e(net, ds.test.image.reshape(8, -1).float(), ds.test.target.float(), ds.norms.D_i)
+    assert abs(e.mean().item() - res["metrics"]["e_test"]) < 1e-9
