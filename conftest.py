@@ -3,10 +3,10 @@
 * Chapters run at the `smoke` preset unless CUBELIB_PRESET says otherwise; data sets are
   cached under .cache/cubelib and results written to .cache/results-test (both ignored by
   git) unless CUBELIB_CACHE / CUBELIB_RESULTS say otherwise.
-* `pytest --nbval` (or --nbval-lax) also collects the book's chapters: each jupytext MyST
-  source book/*.md is converted to a fresh .ipynb under _build/nbval/ and handed to nbval.
-  Fresh notebooks carry no stored outputs, so nbval checks that every cell runs; the real
-  checks are the `assert` cells at the end of each chapter (tagged remove-cell).
+* `pytest --nbval` (or --nbval-lax) also collects the book's chapters: nbval reads each
+  jupytext MyST source book/*.md through jupytext (so `pytest --nbval book/oracle.md` works).
+  The sources carry no stored outputs, so nbval checks that every cell runs; the real checks
+  are the `assert` cells at the end of each chapter (tagged remove-cell).
 """
 import os
 from pathlib import Path
@@ -31,10 +31,22 @@ def pytest_collect_file(file_path, parent):
         return None
     if not _is_chapter(Path(file_path)):
         return None
+    return _myst_notebook_class().from_parent(parent, path=file_path)
+
+
+def _myst_notebook_class():
+    """nbval's notebook collector, reading the jupytext MyST source instead of an .ipynb."""
     import jupytext
+    import nbval.plugin
     from nbval.plugin import IPyNbFile
 
-    out = ROOT / "_build" / "nbval" / "book" / (Path(file_path).stem + ".ipynb")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    jupytext.write(jupytext.read(file_path), out)
-    return IPyNbFile.from_parent(parent, path=out)
+    class MystNotebook(IPyNbFile):
+        def collect(self):
+            read = nbval.plugin.nbformat.read
+            nbval.plugin.nbformat.read = lambda path, as_version=4: jupytext.read(path)
+            try:
+                yield from super().collect()
+            finally:
+                nbval.plugin.nbformat.read = read
+
+    return MystNotebook

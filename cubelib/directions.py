@@ -1,0 +1,59 @@
+"""Random smooth image directions (section 4.6.1).
+
+U(r): white noise of size (41 + 2r)^2 convolved ("valid") with the Gaussian matrix
+G_ij(r) = exp(-2/r^2 [(i - r - 1)^2 + (j - r - 1)^2]) / sum, i, j in [1, 2r + 1], then
+normalised to unit norm; U(0) is plain white noise.  The paper's families:
+    D_low  = U(15) + U(8) + 0.4 U(2) + 0.2 U(1), normalised
+    D_mid  = U(2) + U(1), normalised
+    D_high = U(0)
+All are drawn in batches on any device from a torch.Generator, so a run is reproducible.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SIZE = 41
+
+
+def gaussian_matrix(r: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """G(r) of section 4.6.1, (2r + 1) x (2r + 1), normalised to sum 1."""
+    if not isinstance(r, int) or r < 0:
+        raise ValueError(f"r must be a non-negative integer, got {r!r}")
+    if r == 0:
+        return torch.ones(1, 1, dtype=dtype, device=device)
+    i = torch.arange(1, 2 * r + 2, dtype=dtype, device=device)
+    d2 = (i[:, None] - r - 1) ** 2 + (i[None, :] - r - 1) ** 2
+    G = torch.exp(-2.0 / r**2 * d2)
+    return G / G.sum()
+
+
+def smooth(n: int, r: int, generator: torch.Generator | None = None, dtype=torch.float64, device=None):
+    """n unit-norm directions U(r): [n, 41, 41]."""
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    where = generator.device if generator is not None else device  # draw where the generator lives
+    noise = torch.randn(n, 1, SIZE + 2 * r, SIZE + 2 * r, generator=generator, dtype=dtype, device=where)
+    noise = noise.to(device)
+    U = F.conv2d(noise, gaussian_matrix(r, dtype, device)[None, None])[:, 0]
+    return U / U.flatten(1).norm(dim=1)[:, None, None]
+
+
+def _unit(x):
+    return x / x.flatten(1).norm(dim=1)[:, None, None]
+
+
+def low(n, generator=None, dtype=torch.float64, device=None):
+    """D_low = U(15) + U(8) + 0.4 U(2) + 0.2 U(1), normalised (Fig. 4a)."""
+    s = lambda r: smooth(n, r, generator, dtype, device)
+    return _unit(s(15) + s(8) + 0.4 * s(2) + 0.2 * s(1))
+
+
+def mid(n, generator=None, dtype=torch.float64, device=None):
+    """D_mid = U(2) + U(1), normalised (Fig. 4b)."""
+    return _unit(smooth(n, 2, generator, dtype, device) + smooth(n, 1, generator, dtype, device))
+
+
+def high(n, generator=None, dtype=torch.float64, device=None):
+    """D_high = U(0): white noise, normalised (Fig. 4c)."""
+    return smooth(n, 0, generator, dtype, device)

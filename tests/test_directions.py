@@ -1,0 +1,46 @@
+"""Random image directions: normalisation, reproducibility, and the frequency content they promise."""
+import pytest
+import torch
+
+from cubelib import directions
+
+
+def high_frequency_share(D):
+    """Fraction of spectral energy above a quarter of the Nyquist frequency."""
+    P = torch.fft.fft2(D).abs() ** 2
+    f = torch.fft.fftfreq(41, dtype=torch.float64).abs()
+    high = (f[:, None] > 0.125) | (f[None, :] > 0.125)
+    return (P[:, high].sum(1) / P.flatten(1).sum(1)).mean().item()
+
+
+def test_gaussian_matrix():
+    G = directions.gaussian_matrix(3)
+    assert G.shape == (7, 7) and abs(G.sum().item() - 1) < 1e-15
+    assert torch.allclose(G, G.T) and torch.allclose(G, G.flip(0))
+    assert G[3, 3] == G.max()
+    with pytest.raises(ValueError, match="non-negative integer"):
+        directions.gaussian_matrix(-1)
+
+
+def test_directions_are_unit_and_reproducible():
+    for make in (directions.low, directions.mid, directions.high):
+        a = make(5, torch.Generator().manual_seed(1))
+        b = make(5, torch.Generator().manual_seed(1))
+        c = make(5, torch.Generator().manual_seed(2))
+        assert a.shape == (5, 41, 41) and torch.equal(a, b) and not torch.equal(a, c)
+        assert torch.allclose(a.flatten(1).norm(dim=1), torch.ones(5, dtype=torch.float64))
+
+
+def test_smoothing_removes_high_frequencies_in_order():
+    g = torch.Generator().manual_seed(0)
+    shares = [high_frequency_share(directions.smooth(64, r, g)) for r in (0, 1, 2, 8)]
+    assert shares[0] > 0.7  # white noise: ~77 % of the band by area
+    assert all(a > b for a, b in zip(shares, shares[1:]))
+    low, mid, high = (high_frequency_share(f(64, g)) for f in (directions.low, directions.mid, directions.high))
+    assert low < mid < high
+
+
+def test_independent_draws_are_nearly_orthogonal():
+    D = directions.mid(200, torch.Generator().manual_seed(3)).flatten(1)
+    cos = D @ D.T - torch.eye(200, dtype=torch.float64)
+    assert cos.abs().mean() < 0.1
