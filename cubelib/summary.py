@@ -45,6 +45,10 @@ def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
         rows.append(_row(f"accuracy gain of first-derivative training, L = {width}",
                          round(t1[1] / t2[1], 1) if t1 else "5-6",
                          None if conv is None or first is None else round(conv / first, 2), preset, "accuracy"))
+        grad = None if res["conventional"] is None else res["conventional"]["metrics"]["grad_norm_N1"]
+        rows.append(_row(f"mean ||grad N_1|| over test images, conventional, L = {width}",
+                         paper.GRAD_NORM_N1 if width == 2048 else None,
+                         None if grad is None else round(grad, 3), preset, "accuracy, oracle"))
     return rows
 
 
