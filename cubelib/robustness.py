@@ -45,6 +45,18 @@ def network_gradients(model, images: torch.Tensor, batch: int = 1024) -> torch.T
     return torch.cat(out)
 
 
+def one_output_attacks(grad_N_k: torch.Tensor, grad_O_k: torch.Tensor):
+    """Eqs. (27)-(28) for one output: (D_inv, D_sen), [..., P] each, not normalised.
+
+    D_inv = grad O - (grad N . grad O) grad N / ||grad N||^2 is orthogonal to grad N: the
+    network's output stays while the oracle's moves.  D_sen = grad N - (grad N . grad O)
+    grad O / ||grad O||^2 is orthogonal to grad O: the reverse."""
+    dot = (grad_N_k * grad_O_k).sum(-1, keepdim=True)
+    d_inv = grad_O_k - dot * grad_N_k / (grad_N_k**2).sum(-1, keepdim=True)
+    d_sen = grad_N_k - dot * grad_O_k / (grad_O_k**2).sum(-1, keepdim=True)
+    return d_inv, d_sen
+
+
 def _top(A: torch.Tensor):
     """Largest squared singular value of A [B, 9, P] and its right singular vector [B, P]."""
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)

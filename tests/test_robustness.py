@@ -91,3 +91,15 @@ def test_bad_arguments():
         robustness.vulnerabilities(gO, gO, invariance_basis="mine")
     with pytest.raises(ValueError, match="same shape"):
         robustness.vulnerabilities(gO[:, :8], gO)
+
+
+def test_one_output_attack_directions():
+    g = torch.Generator().manual_seed(7)
+    gN = torch.randn(3, 50, generator=g, dtype=torch.float64)
+    gO = torch.randn(3, 50, generator=g, dtype=torch.float64)
+    d_inv, d_sen = robustness.one_output_attacks(gN, gO)
+    assert (d_inv * gN).sum(-1).abs().max() < 1e-12  # the network does not see D_inv
+    assert ((d_inv * gO).sum(-1) > 0).all()  # the oracle does
+    assert (d_sen * gO).sum(-1).abs().max() < 1e-12
+    d_inv, d_sen = robustness.one_output_attacks(gO, gO)
+    assert d_inv.abs().max() < 1e-12 and d_sen.abs().max() < 1e-12  # aligned: both vanish
