@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import data, jets, losses
+from . import data, directions, jets, losses
 from .geometry import PAIRS
 
-TERMS = ("E0", "E1", "E2")
+TERMS = ("E0", "E1", "E2", "R_low", "R_mid", "R_high", "J_low", "J_mid", "J_high")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 10  # epochs between points of the learning curves
     tf32: bool = True  # TF32 matmuls on CUDA, as the paper trained; ignored on the CPU
+    noise_sigma: float = 0.0  # Gaussian augmentation (eq. 44): fresh noise on the images each epoch
+    jacobian_weight: float = 1.0  # weight of the J_f terms (the paper's c^2)
 
     def __post_init__(self):
         if not self.phases:
@@ -62,6 +64,19 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.eval_every must be an integer >= 1, got {self.eval_every!r}")
         if any((not isinstance(h, int)) or h < 1 for h in self.hidden) or not self.hidden:
             raise ValueError(f"TrainConfig.hidden must be positive layer widths, got {self.hidden!r}")
+        if not (isinstance(self.noise_sigma, (int, float)) and 0 <= self.noise_sigma <= 1):
+            raise ValueError(f"TrainConfig.noise_sigma must be in [0, 1], got {self.noise_sigma!r}")
+        if not (isinstance(self.jacobian_weight, (int, float)) and self.jacobian_weight >= 0):
+            raise ValueError(f"TrainConfig.jacobian_weight must be >= 0, got {self.jacobian_weight!r}")
+
+    @property
+    def families(self) -> list[str]:
+        """Direction families any phase needs (R_f or J_f terms)."""
+        return losses.families({t for p in self.phases for t in p.terms})
+
+    @property
+    def robust(self) -> bool:
+        return any(t.startswith("R_") for p in self.phases for t in p.terms)
 
     @property
     def epochs(self) -> int:
@@ -74,8 +89,17 @@ class TrainConfig:
         return 2 if "E2" in terms else 1 if "E1" in terms else 0
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        # fields added after results were stored enter the key only when set, so existing
+        # result files keep their names
+        d = dataclasses.asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_LATER_FIELDS = {"noise_sigma": 0.0, "jacobian_weight": 1.0}
 
 
 @dataclass
@@ -95,8 +119,15 @@ class DeviceData:
     order 0, 1, 2), so a batch of the extended forward pass is one gather.
     """
 
-    def __init__(self, split: data.Split, order: int, device, dtype=torch.float32):
+    def __init__(self, split: data.Split, order: int, device, dtype=torch.float32, oracle_gradients=False):
         n = len(split)
+        self.grad_O = None
+        if oracle_gradients:  # grad O_k of every image (eqs. 25-26), for the robust terms
+            from . import oracle, render
+            self.grad_O = torch.cat([
+                oracle.gradients(split.vertices[i:i + 512], render.RenderResult(
+                    image=split.image[i:i + 512].double(), d1=split.d1[i:i + 512].double())).flatten(2).to(device, dtype)
+                for i in range(0, n, 512)])
         parts = [split.image.reshape(n, 1, -1)]
         if order >= 1:
             parts.append(split.d1.reshape(n, 6, -1))
@@ -157,12 +188,25 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     if cfg.order > ds.config.order:
         raise ValueError(f"the config trains order-{cfg.order} derivatives but the data set holds only "
                          f"order {ds.config.order}; load it with order={cfg.order}")
-    train_set = DeviceData(ds.train, cfg.order, device)
+    train_set = DeviceData(ds.train, max(cfg.order, 1 if cfg.robust else 0), device, oracle_gradients=cfg.robust)
     test_x = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
     test_t = ds.test.target.to(device, torch.float32)
     norms = losses.Norms.from_dataset(ds, device, second_order=cfg.order >= 2)
+    P = train_set.rows.shape[-1]
+    n = len(train_set)
+    families = cfg.families
+    if cfg.robust:  # n_i and c of eq. (43), from one fixed draw of each family
+        fixed = torch.Generator().manual_seed(cfg.seed + 7919)
+        norms.robust = {}
+        for f in families:
+            D = getattr(directions, f)(n, fixed, dtype=torch.float32).reshape(n, P).to(device)
+            n_i, c = losses.robust_norms(train_set.grad_O, D)
+            norms.robust[f] = (n_i.to(device), c)
 
     gen = torch.Generator().manual_seed(cfg.seed)
+    # directions and augmentation noise come from their own stream, so runs without them
+    # draw exactly the same batches as before they existed
+    dir_gen = torch.Generator().manual_seed(cfg.seed + 1)
     model = jets.MLP(cfg.hidden, generator=gen).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.phases[0].lr, betas=(0.9, 0.999), eps=1e-8)
     curves = {"epoch": [], "e_train": [], "e_test": [], **{t: [] for t in TERMS}}
@@ -174,16 +218,18 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
             model.load_state_dict(state["model"])  # copies onto the model's device
             opt.load_state_dict(state["optimizer"])  # casts the moments to the parameters' device
             gen.set_state(state["generator"].cpu())  # the permutation RNG lives on the CPU
+            if "dir_generator" in state:
+                dir_gen.set_state(state["dir_generator"].cpu())
             curves, start, seconds = state["curves"], state["epoch"], state["seconds"]
 
     def snapshot(epoch):
         if checkpoint is not None:
             _save(Path(checkpoint), {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                     "generator": gen.get_state(), "curves": curves, "epoch": epoch,
+                                     "generator": gen.get_state(), "dir_generator": dir_gen.get_state(),
+                                     "curves": curves, "epoch": epoch,
                                      "seconds": seconds})
 
     schedule = [p for p in cfg.phases for _ in range(p.epochs)]  # the phase of each epoch
-    n = len(train_set)
     last_save = started = time.monotonic()
     # Ctrl-C (or a kernel interrupt) stops at the end of the current epoch, after a checkpoint,
     # so that a resumed run is exactly the run that was never interrupted.
@@ -203,10 +249,16 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
                 group["lr"] = phase.lr
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=gen).to(device)
+            # new random directions every epoch (§4.6.1), new noise for augmentation (eq. 44)
+            dirs = {f: getattr(directions, f)(n, dir_gen, dtype=torch.float32).reshape(n, P).to(device)
+                    for f in losses.families(phase.terms)}
+            noise = None
+            if cfg.noise_sigma > 0:
+                noise = cfg.noise_sigma * torch.randn(n, P, generator=dir_gen).to(device)
             sums = {t: torch.zeros((), device=device) for t in phase.terms}
             chunks = torch.tensor_split(perm, cfg.batches)  # exactly cfg.batches batches
             for idx in chunks:
-                terms = losses.terms(model, train_set, idx, phase.terms, norms)
+                terms = losses.terms(model, train_set, idx, phase.terms, norms, dirs, noise, cfg.jacobian_weight)
                 loss = sum(terms.values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -80,3 +80,51 @@ def test_bad_configs(ds):
     low = data.DatasetConfig(n_train=4, n_test=2, order=0)
     with pytest.raises(ValueError, match="holds only order 0"):
         train.train(small(), data.build(low, progress=False), progress=False)
+
+
+def test_robust_and_jacobian_terms_match_direct_formulas(ds):
+    from cubelib import directions, oracle, render
+    m = train.jets.MLP((8, 8), generator=torch.Generator().manual_seed(0)).double()
+    dd = train.DeviceData(ds.train, 1, "cpu", dtype=torch.float64, oracle_gradients=True)
+    idx = torch.arange(6)
+    D = directions.low(len(ds.train), torch.Generator().manual_seed(4)).reshape(len(ds.train), -1)
+    norms = losses.Norms.from_dataset(ds)
+    n_i, c = losses.robust_norms(dd.grad_O, D)
+    norms.robust = {"low": (n_i.double(), c)}
+    t = losses.terms(m, dd, idx, ("E0", "R_low", "J_low"), norms, {"low": D}, jacobian_weight=0.5)
+    # independent pieces: the network's derivative by central differences, the oracle's by eq. (23)
+    h = 1e-5
+    x = dd.x[idx]
+    dN = (m(x + h * D[idx]) - m(x - h * D[idx])) / (2 * h)
+    V = ds.train.vertices[:6]
+    dO = oracle.expand(V, render.render(V, order=1), D[idx].reshape(6, 1, 41, 41)).dO[:, 0]
+    R = (((dN - dO) / n_i.double()) ** 2).sum(1).mean() / c**2
+    assert torch.allclose(t["R_low"], R, rtol=1e-5)
+    assert torch.allclose(t["J_low"], 0.5 * (dN**2).sum(1).mean(), rtol=1e-6)
+    # n_i is the 5-95 percentile range of the oracle's directional derivatives
+    all_dO = torch.einsum("nkp,np->nk", dd.grad_O, D)
+    assert torch.allclose(n_i.double(), torch.quantile(all_dO, 0.95, 0) - torch.quantile(all_dO, 0.05, 0), rtol=1e-5)
+
+
+def robust_cfg(**kw):
+    return TrainConfig(hidden=(16, 8), phases=(Phase(2, 1e-3, ("E0", "E1", "R_low", "R_mid")),
+                                               Phase(1, 1e-4, ("E0", "J_high"))), batches=4, eval_every=1, **kw)
+
+
+def test_robust_training_resumes_exactly_with_its_random_directions(ds, tmp_path):
+    full = train.train(robust_cfg(noise_sigma=0.05), ds, progress=False)
+    assert all(v is not None for v in full.curves["R_low"][:2]) and full.curves["J_high"][2] is not None
+    ck = tmp_path / "r.pt"
+    train.train(robust_cfg(noise_sigma=0.05), ds, checkpoint=ck, progress=False, until_epoch=1)
+    rest = train.train(robust_cfg(noise_sigma=0.05), ds, checkpoint=ck, progress=False)
+    for p, q in zip(full.model.parameters(), rest.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_new_options_are_validated_and_leave_old_keys_alone():
+    with pytest.raises(ValueError, match="noise_sigma must be in"):
+        TrainConfig(noise_sigma=-0.1)
+    with pytest.raises(ValueError, match="jacobian_weight must be >= 0"):
+        TrainConfig(jacobian_weight=-1.0)
+    assert TrainConfig().key() != TrainConfig(noise_sigma=0.05).key()
+    assert TrainConfig(jacobian_weight=1.0).key() == TrainConfig().key()
