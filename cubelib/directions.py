@@ -11,7 +11,6 @@ All are drawn in batches on any device from a torch.Generator, so a run is repro
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 SIZE = 41
 
@@ -35,7 +34,14 @@ def smooth(n: int, r: int, generator: torch.Generator | None = None, dtype=torch
     where = generator.device if generator is not None else device  # draw where the generator lives
     noise = torch.randn(n, 1, SIZE + 2 * r, SIZE + 2 * r, generator=generator, dtype=dtype, device=where)
     noise = noise.to(device)
-    U = F.conv2d(noise, gaussian_matrix(r, dtype, device)[None, None])[:, 0]
+    # G(r) is the outer product of a 1D Gaussian g with itself, so the "valid" convolution is
+    # T N T^T with the banded 41 x (41 + 2r) matrix T[i, i:i + 2r + 1] = g: two batched
+    # matmuls instead of a (2r + 1)^2 stencil
+    g = gaussian_matrix(r, dtype, device).sum(0)
+    T = torch.zeros(SIZE, SIZE + 2 * r, dtype=dtype, device=device)
+    for i in range(SIZE):
+        T[i, i:i + 2 * r + 1] = g
+    U = T @ noise[:, 0] @ T.T
     return U / U.flatten(1).norm(dim=1)[:, None, None]
 
 

@@ -44,3 +44,16 @@ def test_independent_draws_are_nearly_orthogonal():
     D = directions.mid(200, torch.Generator().manual_seed(3)).flatten(1)
     cos = D @ D.T - torch.eye(200, dtype=torch.float64)
     assert cos.abs().mean() < 0.1
+
+
+def test_separable_smoothing_equals_the_2d_convolution():
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(9)
+    U = directions.smooth(3, 4, g)
+    g = torch.Generator().manual_seed(9)
+    noise = torch.randn(3, 1, 49, 49, generator=g, dtype=torch.float64)
+    ref = F.conv2d(noise, directions.gaussian_matrix(4)[None, None])[:, 0]
+    ref = ref / ref.flatten(1).norm(dim=1)[:, None, None]
+    assert torch.allclose(U, ref, atol=1e-14)
+    G = directions.gaussian_matrix(4)
+    assert torch.allclose(G, torch.outer(G.sum(0), G.sum(1)), atol=1e-16)
