@@ -88,6 +88,47 @@ def accuracy_experiments(preset: str) -> list[Experiment]:
 
 
 # --------------------------------------------------------------------------------------
+# Presets of the robustness chapter (Tables 3-5, Figs. 6-7); the chapter itself is to come
+
+ROBUST_PRESETS = {
+    "smoke": dict(widths=(16,), sweep_width=16, epochs=4, low_lr_epochs=1, batches=4, eval_every=1,
+                  sigmas=(0.05,), jacobian_weights=(1e-3,)),
+    "quick": dict(widths=(128,), sweep_width=128, epochs=150, low_lr_epochs=15, batches=42, eval_every=10,
+                  sigmas=(0.02, 0.055, 0.1, 0.17), jacobian_weights=(1e-4, 1e-3, 1e-2)),
+    "paper": dict(widths=(256, 512, 1024, 2048), sweep_width=1024, epochs=2000, low_lr_epochs=50, batches=42,
+                  eval_every=20, sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.145, 0.17),
+                  jacobian_weights=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
+}
+
+ROBUST_METHODS = ("robust", "robust-tradeoff", "gaussian", "jacobian")
+
+
+def robust_experiment(preset: str, method: str, width: int, strength: float | None = None,
+                      seed: int = 0) -> Experiment:
+    """§4.6: universal robust training (E0 + E1 + R_low + R_mid), the same plus one epoch of
+    E0 + E1 ("robust-tradeoff", Table 4), Gaussian augmentation with sigma = strength (eq. 44)
+    or Jacobian regularisation E0 + c^2 sum ||dN/dD||^2 with c^2 = strength."""
+    p = ROBUST_PRESETS[data.check_preset(preset)]
+    if method not in ROBUST_METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ROBUST_METHODS)}")
+    if method in ("gaussian", "jacobian") and not (isinstance(strength, (int, float)) and strength > 0):
+        raise ValueError(f"method {method!r} needs strength > 0 (sigma or c^2), got {strength!r}")
+    terms = {"robust": ("E0", "E1", "R_low", "R_mid"), "robust-tradeoff": ("E0", "E1", "R_low", "R_mid"),
+             "gaussian": ("E0",), "jacobian": ("E0", "J_low", "J_mid")}[method]
+    high = p["epochs"] - p["low_lr_epochs"]
+    phases = [Phase(high, 1e-3, terms), Phase(p["low_lr_epochs"], 1e-4, terms)]
+    if method == "robust-tradeoff":
+        phases.append(Phase(1, 1e-4, ("E0", "E1")))
+    extra = {"noise_sigma": float(strength)} if method == "gaussian" else \
+        {"jacobian_weight": float(strength)} if method == "jacobian" else {}
+    cfg = TrainConfig(hidden=(width, width, width, 128), phases=tuple(phases), batches=p["batches"], seed=seed,
+                      eval_every=p["eval_every"], **extra)
+    suffix = "" if strength is None else f"-{strength:g}"
+    return Experiment(name=f"robustness-{preset}-{method}{suffix}-L{width}",
+                      data=data.dataset_config(preset, order=1), train=cfg)
+
+
+# --------------------------------------------------------------------------------------
 # Running
 
 def _git_commit() -> str:

@@ -135,3 +135,18 @@ def test_small_models_are_stored_and_reloaded(env, monkeypatch):
     ds = data.load(TINY.data, progress=False)
     e = train.error_e(net, ds.test.image.reshape(8, -1).float(), ds.test.target.float(), ds.norms.D_i)
     assert abs(e.mean().item() - res["metrics"]["e_test"]) < 1e-9
+
+
+def test_robustness_presets():
+    e = experiments.robust_experiment("paper", "robust-tradeoff", 2048)
+    assert e.train.phases[0].terms == ("E0", "E1", "R_low", "R_mid") and e.train.epochs == 2001
+    assert e.train.phases[-1].terms == ("E0", "E1")
+    g = experiments.robust_experiment("quick", "gaussian", 128, 0.055)
+    assert g.train.noise_sigma == 0.055 and g.train.phases[0].terms == ("E0",)
+    j = experiments.robust_experiment("quick", "jacobian", 128, 1e-3)
+    assert j.train.jacobian_weight == 1e-3 and "J_low" in j.train.phases[0].terms
+    assert len({g.key(), j.key(), e.key()}) == 3
+    with pytest.raises(ValueError, match="needs strength > 0"):
+        experiments.robust_experiment("quick", "gaussian", 128)
+    with pytest.raises(ValueError, match="unknown method"):
+        experiments.robust_experiment("quick", "mixup", 128)
