@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,11 +220,14 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
         progress: bool = True, time_limit: float | None = None) -> dict | None:
     """Load the result of `exp` or compute it.  Returns None if `time_limit` (seconds) ran out
     first; the checkpoint then lets the next call resume."""
+    started = time.monotonic()
     if not force:
         found = load(exp, root)
         if found is not None:
             return found
     ds = data.load(exp.data, device=device, progress=progress)
+    if time_limit is not None:  # building the data set counts against the limit too
+        time_limit = max(0.0, time_limit - (time.monotonic() - started))
     ck = data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
     if force:
         ck.unlink(missing_ok=True)  # recompute means retrain, not re-evaluate a finished checkpoint
