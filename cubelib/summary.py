@@ -48,7 +48,7 @@ def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
                          round(t1[1] / t2[1], 1) if t1 else "5-6",
                          None if conv is None or first is None else round(conv / first, 2), preset, "accuracy"))
         grad = None if res["conventional"] is None else res["conventional"]["metrics"]["grad_norm_N1"]
-        rows.append(_row(f"mean ||grad N_1|| over test images, conventional, L = {width}",
+        rows.append(_row(f"mean norm of grad N_1 over test images, conventional, L = {width}",
                          paper.GRAD_NORM_N1 if width == 2048 else None,
                          None if grad is None else round(grad, 3), preset, "accuracy, oracle"))
     return rows
@@ -64,7 +64,9 @@ def markdown(table: list[dict]) -> str:
     def fmt(v):
         return "not computed" if v is None else "-" if v == "" else str(v)
     lines = ["| quantity | paper | this book | preset | chapter |", "| --- | --- | --- | --- | --- |"]
+    cell = lambda v: str(v).replace("|", "\\|")  # a pipe inside a cell would split it
     for r in table:
         paper_value = "-" if r["paper"] is None else r["paper"]
-        lines.append(f"| {r['quantity']} | {paper_value} | {fmt(r['ours'])} | {r['preset']} | {r['chapter']} |")
+        lines.append(f"| {cell(r['quantity'])} | {cell(paper_value)} | {cell(fmt(r['ours']))} | {r['preset']} | "
+                     f"{cell(r['chapter'])} |")
     return "\n".join(lines)

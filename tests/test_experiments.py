@@ -150,3 +150,9 @@ def test_robustness_presets():
         experiments.robust_experiment("quick", "gaussian", 128)
     with pytest.raises(ValueError, match="unknown method"):
         experiments.robust_experiment("quick", "mixup", 128)
+
+
+def test_summary_markdown_keeps_one_row_per_quantity():
+    rows = [{"quantity": "a || b", "paper": 1, "ours": None, "preset": "quick", "chapter": "x"}]
+    md = summary.markdown(rows).splitlines()
+    assert len(md) == 3 and md[2].count(" | ") == 4 and "a \\|\\| b" in md[2]
