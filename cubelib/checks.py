@@ -50,20 +50,11 @@ def d2_errors(vertices, d2, h=2e-3):
     return out
 
 
-def hessian(d2):
-    """The symmetric image Hessian [B, 6, 6, ...] from the 21 upper-triangle derivatives."""
-    H = torch.zeros(d2.shape[0], 6, 6, *d2.shape[2:], dtype=d2.dtype)
-    for k, (i, j) in enumerate(PAIRS):
-        H[:, i, j] = d2[:, k]
-        H[:, j, i] = d2[:, k]
-    return H
-
-
 def expand(result, nu, order):
     """The image of T(nu) C predicted by the linear (order 1) or quadratic (order 2) expansion."""
     out = result.image + torch.einsum("i,bixy->bxy", nu, result.d1)
     if order == 2:
-        out = out + 0.5 * torch.einsum("i,j,bijxy->bxy", nu, nu, hessian(result.d2))
+        out = out + 0.5 * torch.einsum("i,j,bijxy->bxy", nu, nu, result.d2[:, geometry.SYMMETRIC])
     return out
 
 

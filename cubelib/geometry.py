@@ -87,6 +87,9 @@ PAIRS = [(i, j) for i in range(6) for j in range(i, 6)]
 PAIR_INDEX = {p: k for k, p in enumerate(PAIRS)}
 
 NU_NAMES = ["rot x", "rot y", "rot z", "shift x", "shift y", "shift z"]
+# SYMMETRIC[i, j] = index k of the pair (min(i, j), max(i, j)): x[:, SYMMETRIC] turns the 21
+# upper-triangle entries [B, 21, ...] into the full symmetric [B, 6, 6, ...]
+SYMMETRIC = torch.tensor([[PAIR_INDEX[(min(i, j), max(i, j))] for j in range(6)] for i in range(6)])
 
 
 def target(vertices: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from . import geometry, render
-from .geometry import PAIRS
 
 # Gram matrices with a condition number above this are "special points" (section 4.4.1).
 SINGULAR_CONDITION = 1e10
@@ -44,26 +43,6 @@ def check_gram(G: torch.Tensor) -> torch.Tensor:
                          f"{bad.nonzero().flatten().tolist()}: the tangent images are linearly dependent "
                          "there, so the oracle's expansion does not exist")
     return cond
-
-
-def _hessian(d2: torch.Tensor) -> torch.Tensor:
-    """Symmetric [B, 6, 6, P] from the 21 upper-triangle images [B, 21, ...]."""
-    H2 = _flat(d2)
-    H = H2.new_zeros(H2.shape[0], 6, 6, H2.shape[-1])
-    for k, (i, j) in enumerate(PAIRS):
-        H[:, i, j] = H2[:, k]
-        H[:, j, i] = H2[:, k]
-    return H
-
-
-def _vertex_hessian(vertices: torch.Tensor) -> torch.Tensor:
-    """d2 target / dnu_i dnu_j, symmetric [B, 6, 6, 9]."""
-    t2 = geometry.target(geometry.vertex_d2(vertices))
-    out = t2.new_zeros(t2.shape[0], 6, 6, 9)
-    for k, (i, j) in enumerate(PAIRS):
-        out[:, i, j] = t2[:, k]
-        out[:, j, i] = t2[:, k]
-    return out
 
 
 @dataclass
@@ -100,14 +79,14 @@ def expand(vertices: torch.Tensor, result: render.RenderResult, directions: torc
     dC = geometry.target(geometry.vertex_d1(vertices))  # [B, 6, 9]
     out = Expansion(dnu=a, dO=a @ dC, condition=cond)
     if order == 2:
-        H = _hessian(result.d2)  # [B, 6, 6, P]
+        H = _flat(result.d2)[:, geometry.SYMMETRIC]  # [B, 6, 6, P]
         DH = torch.einsum("bmp,bikp->bmik", D, H)  # D . H_ik
         HJ = torch.einsum("bkip,bjp->bkij", H, J)  # (H_ki . J_j)
         first = 2 * torch.einsum("bmik,bmk->bmi", DH, a)
         second = 2 * torch.einsum("bkip,bmp,bmk->bmi", HJ, a, a)
         third = torch.einsum("bkpi,bmk,bmp->bmi", HJ, a, a)
         b = torch.linalg.solve(G[:, None], (first - second - third)[..., None]).squeeze(-1)
-        C2 = _vertex_hessian(vertices)
+        C2 = geometry.target(geometry.vertex_d2(vertices))[:, geometry.SYMMETRIC]  # [B, 6, 6, 9]
         out.d2nu = b
         out.d2O = b @ dC + torch.einsum("bijo,bmi,bmj->bmo", C2, a, a)
     return out

@@ -102,3 +102,11 @@ def test_pose_mapping_ranges():
     assert angle.abs().max() <= math.pi / 8 and shift.abs().max() <= 0.52
     with pytest.raises(ValueError, match=r"\[B, 6\]"):
         sampling.params_to_pose(np.zeros((3, 5)))
+
+
+def test_symmetric_index_fills_the_full_matrix():
+    x = torch.arange(21.0)[None]  # entry k holds k
+    H = x[:, geometry.SYMMETRIC][0]
+    assert torch.equal(H, H.T)
+    for k, (i, j) in enumerate(PAIRS):
+        assert H[i, j] == k and H[j, i] == k
