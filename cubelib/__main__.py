@@ -2,6 +2,7 @@
 
     python -m cubelib data --preset paper [--order 2] [--device cuda]
     python -m cubelib run accuracy --preset paper --device cuda [--time-limit 1500]
+    python -m cubelib run robustness --preset quick [--only gaussian]
     python -m cubelib summary --preset quick [--no-compute]
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from . import data, experiments, summary
 
-CHAPTERS = {"accuracy": experiments.accuracy_experiments}
+CHAPTERS = {"accuracy": experiments.accuracy_experiments, "robustness": experiments.robust_experiments}
 
 
 def _device(name: str) -> str:
@@ -66,8 +67,9 @@ def main(argv=None) -> int:
                 print(f"{exp.name}: stopped by the time limit, checkpoint kept; run again to resume")
             else:
                 m = res["metrics"]
-                print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %, "
-                      f"{res['provenance']['train_seconds']:.0f} s on {res['provenance']['device']}")
+                vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
+                print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
+                      f"{res['provenance']['train_seconds']:.0f} s on {res['provenance']['device']}", flush=True)
     elif a.command == "summary":
         rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
         json.dump(rows, sys.stdout, indent=1)

@@ -44,6 +44,19 @@ class Experiment:
     name: str  # e.g. "accuracy-first-L256"; the file name starts with it
     data: data.DatasetConfig
     train: TrainConfig
+    # an experiment whose training is a prefix of this one's (same config, first phases
+    # equal): when its final checkpoint exists, training continues from it instead of
+    # starting over (bit-identical, since a resumed run is the uninterrupted run)
+    parent: "Experiment | None" = None
+
+    def __post_init__(self):
+        if self.parent is not None:
+            p = self.parent
+            same = dataclasses.replace(self.train, phases=p.train.phases) == p.train
+            prefix = self.train.phases[:len(p.train.phases)] == p.train.phases
+            if p.data != self.data or not same or not prefix or len(p.train.phases) >= len(self.train.phases):
+                raise ValueError(f"Experiment {self.name!r}: parent {p.name!r} must have the same data and "
+                                 "training config, with phases a strict prefix of this one's")
 
     def key(self) -> str:
         blob = json.dumps({"data": self.data.key(), "train": self.train.key(), "schema": SCHEMA,
@@ -89,44 +102,87 @@ def accuracy_experiments(preset: str) -> list[Experiment]:
 
 
 # --------------------------------------------------------------------------------------
-# Presets of the robustness chapter (Tables 3-5, Figs. 6-7); the chapter itself is to come
+# Presets of the robustness chapter (Tables 3-5, Figs. 4-7)
 
 ROBUST_PRESETS = {
     "smoke": dict(widths=(16,), sweep_width=16, epochs=4, low_lr_epochs=1, batches=4, eval_every=1,
-                  sigmas=(0.05,), jacobian_weights=(1e-3,)),
-    "quick": dict(widths=(128,), sweep_width=128, epochs=150, low_lr_epochs=15, batches=42, eval_every=10,
-                  sigmas=(0.02, 0.055, 0.1, 0.17), jacobian_weights=(1e-4, 1e-3, 1e-2)),
+                  sigmas=(0.055,), jacobian_weights=(1.0,), deep_width=None),
+    # quick: the accuracy chapter's schedule; sigma over the paper's range, c^2 over four decades
+    "quick": dict(widths=(64, 128), sweep_width=128, epochs=150, low_lr_epochs=15, batches=42, eval_every=10,
+                  sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.17),
+                  jacobian_weights=(0.01, 0.1, 1.0, 10.0), deep_width=None),
+    # paper: §3.5's schedule; the sweeps on the 4M network (L = 1024) as in Figs. 6-7; the 20M
+    # network of Table 3's last column (five hidden layers of 2048)
     "paper": dict(widths=(256, 512, 1024, 2048), sweep_width=1024, epochs=2000, low_lr_epochs=50, batches=42,
                   eval_every=20, sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.145, 0.17),
-                  jacobian_weights=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
+                  jacobian_weights=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), deep_width=2048),
 }
 
-ROBUST_METHODS = ("robust", "robust-tradeoff", "gaussian", "jacobian")
+ROBUST_METHODS = ("robust", "robust-tradeoff", "robust-deep", "robust-deep-tradeoff", "gaussian", "jacobian")
+GAUSSIAN_TABLE_SIGMA = 0.055  # Table 5
 
 
 def robust_experiment(preset: str, method: str, width: int, strength: float | None = None,
                       seed: int = 0) -> Experiment:
-    """§4.6: universal robust training (E0 + E1 + R_low + R_mid), the same plus one epoch of
-    E0 + E1 ("robust-tradeoff", Table 4), Gaussian augmentation with sigma = strength (eq. 44)
-    or Jacobian regularisation E0 + c^2 sum ||dN/dD||^2 with c^2 = strength."""
+    """§4.6: universal robust training (E0 + E1 + R_low + R_mid, 1681-L-L-L-128-9), the same
+    plus one epoch of E0 + E1 ("-tradeoff", Table 4), the 20M network of Table 3 ("robust-deep":
+    five hidden layers of L, twice the batches, 10 % more epochs, + R_high), Gaussian
+    augmentation with sigma = strength (eq. 44) or Jacobian regularisation
+    E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid with c^2 = strength."""
     p = ROBUST_PRESETS[data.check_preset(preset)]
     if method not in ROBUST_METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ROBUST_METHODS)}")
-    if method in ("gaussian", "jacobian") and not (isinstance(strength, (int, float)) and strength > 0):
-        raise ValueError(f"method {method!r} needs strength > 0 (sigma or c^2), got {strength!r}")
-    terms = {"robust": ("E0", "E1", "R_low", "R_mid"), "robust-tradeoff": ("E0", "E1", "R_low", "R_mid"),
-             "gaussian": ("E0",), "jacobian": ("E0", "J_low", "J_mid")}[method]
-    high = p["epochs"] - p["low_lr_epochs"]
-    phases = [Phase(high, 1e-3, terms), Phase(p["low_lr_epochs"], 1e-4, terms)]
-    if method == "robust-tradeoff":
-        phases.append(Phase(1, 1e-4, ("E0", "E1")))
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if method in ("gaussian", "jacobian"):
+        if not (isinstance(strength, (int, float)) and strength > 0):
+            raise ValueError(f"method {method!r} needs strength > 0 (sigma or c^2), got {strength!r}")
+    elif strength is not None:
+        raise ValueError(f"method {method!r} takes no strength, got {strength!r}")
+    deep = method.startswith("robust-deep")
+    terms = {"robust": ("E0", "E1", "R_low", "R_mid"), "gaussian": ("E0",),
+             "jacobian": ("E0", "J_low", "J_mid")}["robust" if method.startswith("robust") else method]
+    if deep:
+        terms += ("R_high",)
+    scale = 1.1 if deep else 1.0
+    high = round(scale * (p["epochs"] - p["low_lr_epochs"]))
+    phases = (Phase(high, 1e-3, terms), Phase(round(scale * p["low_lr_epochs"]), 1e-4, terms))
+    hidden = (width,) * (5 if deep else 3) + (128,)
     extra = {"noise_sigma": float(strength)} if method == "gaussian" else \
         {"jacobian_weight": float(strength)} if method == "jacobian" else {}
-    cfg = TrainConfig(hidden=(width, width, width, 128), phases=tuple(phases), batches=p["batches"], seed=seed,
+    cfg = TrainConfig(hidden=hidden, phases=phases, batches=p["batches"] * (2 if deep else 1), seed=seed,
                       eval_every=p["eval_every"], **extra)
+    parent = None
+    if method.endswith("-tradeoff"):
+        parent = robust_experiment(preset, method.removesuffix("-tradeoff"), width, seed=seed)
+        cfg = dataclasses.replace(cfg, phases=phases + (Phase(1, 1e-4, ("E0", "E1")),))
     suffix = "" if strength is None else f"-{strength:g}"
     return Experiment(name=f"robustness-{preset}-{method}{suffix}-L{width}",
-                      data=data.dataset_config(preset, order=1), train=cfg)
+                      data=data.dataset_config(preset, order=1), train=cfg, parent=parent)
+
+
+def robust_experiments(preset: str) -> list[Experiment]:
+    """Every experiment of the robustness chapter at `preset`, cheapest first."""
+    p = ROBUST_PRESETS[data.check_preset(preset)]
+    out = {}
+    for w in p["widths"]:
+        e = robust_experiment(preset, "gaussian", w, GAUSSIAN_TABLE_SIGMA)
+        out[e.name] = e
+    for s in p["sigmas"]:
+        e = robust_experiment(preset, "gaussian", p["sweep_width"], s)
+        out[e.name] = e
+    for w in p["widths"]:
+        for m in ("robust", "robust-tradeoff"):
+            e = robust_experiment(preset, m, w)
+            out[e.name] = e
+    for c2 in p["jacobian_weights"]:
+        e = robust_experiment(preset, "jacobian", p["sweep_width"], c2)
+        out[e.name] = e
+    if p["deep_width"]:
+        for m in ("robust-deep", "robust-deep-tradeoff"):
+            e = robust_experiment(preset, m, p["deep_width"])
+            out[e.name] = e
+    return list(out.values())
 
 
 # --------------------------------------------------------------------------------------
@@ -170,10 +226,25 @@ def input_gradient_norm(model, x, output: int = 0, batch: int = 4096) -> float:
     return torch.cat(norms).mean().item()
 
 
+# vulnerabilities of a result: on the first VUL_IMAGES images of each split (quick: the whole
+# test set; paper: a fifth of it, which fixes the mean to ~0.1 % of v)
+VUL_IMAGES = 4096
+
+
 def evaluate(model, ds: data.Dataset, device) -> dict:
-    """Errors (eq. 8) and the mean input-gradient norm of N_1, in full float32 (no TF32)."""
+    """Errors (eq. 8), the mean input-gradient norm of N_1 and the mean vulnerabilities
+    v_max, v_sen, v_inv (eqs. 33-41) on both splits, in full float32 (no TF32)."""
+    from . import robustness
     with train.fp32_matmul():
-        return _evaluate(model, ds, device)
+        metrics = _evaluate(model, ds, device)
+        if ds.test.d1 is not None:
+            for name, split in (("train", ds.train), ("test", ds.test)):
+                n = min(VUL_IMAGES, len(split))
+                vul = robustness.measure(model, split.image[:n].to(device, torch.float32),
+                                         robustness.split_oracle_gradients(split, n).to(device))
+                metrics.update({f"{k}_{name}": v for k, v in vul.items()})
+            metrics["vul_images"] = {"train": min(VUL_IMAGES, len(ds.train)), "test": min(VUL_IMAGES, len(ds.test))}
+        return metrics
 
 
 def _evaluate(model, ds: data.Dataset, device) -> dict:
@@ -228,9 +299,11 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
     ds = data.load(exp.data, device=device, progress=progress)
     if time_limit is not None:  # building the data set counts against the limit too
         time_limit = max(0.0, time_limit - (time.monotonic() - started))
-    ck = data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
+    ck = checkpoint_path(exp)
     if force:
         ck.unlink(missing_ok=True)  # recompute means retrain, not re-evaluate a finished checkpoint
+    if exp.parent is not None and not ck.exists():
+        _continue_parent(exp, ck)
     res = train.train(exp.train, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
                       time_limit=time_limit)
     if not res.complete:
@@ -254,6 +327,27 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
     return result
 
 
+def checkpoint_path(exp: Experiment) -> Path:
+    return data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
+
+
+def _continue_parent(exp: Experiment, ck: Path):
+    """Start `exp` from its parent's final checkpoint, if the cache has it."""
+    src = checkpoint_path(exp.parent)
+    if not src.exists():
+        return
+    try:
+        state = torch.load(src, weights_only=False, map_location="cpu")
+    except Exception as exc:  # a corrupt parent checkpoint only costs the shortcut
+        warnings.warn(f"ignoring parent checkpoint {src.name}: {exc}", stacklevel=3)
+        return
+    if state.get("key") != exp.parent.train.key() + ":" + exp.parent.data.key() or \
+            state.get("epoch") != exp.parent.train.epochs:
+        return
+    state["key"] = exp.train.key() + ":" + exp.data.key()
+    train._save(ck, state)
+
+
 def model(exp: Experiment, device="cpu", root: Path | None = None) -> "jets.MLP":
     """The trained network of `exp`: from its weights in results/ (small models), else from
     its final checkpoint in the cache, else trained now (and its result written)."""
@@ -263,7 +357,7 @@ def model(exp: Experiment, device="cpu", root: Path | None = None) -> "jets.MLP"
     if load(exp, root) is not None and weights.exists():
         net.load_state_dict(torch.load(weights, weights_only=True))
         return net.to(device)
-    ck = data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
+    ck = checkpoint_path(exp)
     if ck.exists():
         state = torch.load(ck, weights_only=False, map_location="cpu")
         if state.get("epoch") == exp.train.epochs and state.get("key", "").startswith(exp.train.key()):

@@ -20,9 +20,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import data, directions, jets, losses
+from . import data, directions, jets, losses, robustness
 from .geometry import PAIRS
 
+# v_max of the learning curves: on this many test images at every evaluation point
+CURVE_VUL_IMAGES = 128
 TERMS = ("E0", "E1", "E2", "R_low", "R_mid", "R_high", "J_low", "J_mid", "J_high")
 
 
@@ -192,6 +194,12 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     test_x = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
     test_t = ds.test.target.to(device, torch.float32)
     norms = losses.Norms.from_dataset(ds, device, second_order=cfg.order >= 2)
+    # the trade-off between accuracy and robustness shows along training: v_max (eq. 34) of
+    # a fixed test subset at every point of the curves (data sets with image derivatives)
+    vul_x = vul_O = None
+    if ds.test.d1 is not None:
+        vul_x = ds.test.image[:CURVE_VUL_IMAGES].to(device, torch.float32)
+        vul_O = robustness.split_oracle_gradients(ds.test, CURVE_VUL_IMAGES).to(device)
     P = train_set.rows.shape[-1]
     n = len(train_set)
     families = cfg.families
@@ -209,7 +217,7 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     dir_gen = torch.Generator().manual_seed(cfg.seed + 1)
     model = jets.MLP(cfg.hidden, generator=gen).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.phases[0].lr, betas=(0.9, 0.999), eps=1e-8)
-    curves = {"epoch": [], "e_train": [], "e_test": [], **{t: [] for t in TERMS}}
+    curves = {"epoch": [], "e_train": [], "e_test": [], "v_max_test": [], **{t: [] for t in TERMS}}
     start, seconds = 0, 0.0
     key = cfg.key() + ":" + ds.config.key()
     if checkpoint is not None and Path(checkpoint).exists():
@@ -221,6 +229,7 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
             if "dir_generator" in state:
                 dir_gen.set_state(state["dir_generator"].cpu())
             curves, start, seconds = state["curves"], state["epoch"], state["seconds"]
+            curves.setdefault("v_max_test", [])  # checkpoints from before the v_max curve
 
     def snapshot(epoch):
         if checkpoint is not None:
@@ -273,6 +282,9 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
                 curves["epoch"].append(done)
                 curves["e_train"].append(error_e(model, train_set.x, train_set.target, norms.D).mean().item())
                 curves["e_test"].append(error_e(model, test_x, test_t, norms.D).mean().item())
+                if vul_x is not None:
+                    with fp32_matmul():
+                        curves["v_max_test"].append(robustness.measure(model, vul_x, vul_O)["v_max"])
                 for t in TERMS:
                     curves[t].append(sums[t].item() / len(chunks) if t in sums else None)
                 bar.set_postfix(e_test=f"{curves['e_test'][-1]:.3f}%")
