@@ -63,3 +63,16 @@ def mid(n, generator=None, dtype=torch.float64, device=None):
 def high(n, generator=None, dtype=torch.float64, device=None):
     """D_high = U(0): white noise, normalised (Fig. 4c)."""
     return smooth(n, 0, generator, dtype, device)
+
+
+def radial_spectrum(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean power of images [..., 41, 41] per radial frequency: (k, power), k = 0..20 in cycles
+    per image width (|f| rounded to the nearest integer), power the sum of |FFT|^2 / 41^2 over
+    that ring, so the rings add up to the mean squared norm (Parseval)."""
+    x = images.reshape(-1, images.shape[-2], images.shape[-1]).to(torch.float64)
+    n = x.shape[-1]
+    power = torch.fft.fft2(x).abs().pow(2).mean(0) / (n * n)
+    f = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
+    ring = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2).round().long().clamp(max=n // 2)
+    k = torch.arange(n // 2 + 1)
+    return k, torch.zeros(len(k), dtype=torch.float64).index_add_(0, ring.flatten(), power.flatten())

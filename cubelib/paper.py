@@ -11,3 +11,30 @@ EFFECTIVE_RESOLUTION_LINES = 28  # section 3.3.2
 OUTPUT_STD = 0.3  # D_i, section 3.4: "all roughly equal to 0.3"
 ROTATION_D2_NORM = 40  # section 5.2: avg ||d2 I / d nu_i d nu_j||, i, j <= 3
 GRAD_NORM_N1 = 0.71  # section 3.6: ||grad N_1|| of the conventionally trained 12M network
+
+# Section 4.6, keyed by L as above; "deep" is the 20M network of the last columns (L = 2048,
+# five hidden layers of 2048, 84 batches, 10 % more epochs, + R_high).
+# Table 3: first-order robust training, test (e, v_max) in %.
+TABLE3 = {256: (9.95, 21.1), 512: (5.51, 17.3), 1024: (3.12, 13.3), 2048: (2.24, 11.6), "deep": (1.54, 7.50)}
+# Table 4: the same + one epoch of E0 + E1 ("trade-off adjusted"): (training, test) for e, v_max, v_sen, v_inv.
+TABLE4 = {
+    256: {"e": (3.66, 3.69), "v_max": (23.4, 23.5), "v_sen": (23.4, 23.4), "v_inv": (18.2, 18.2)},
+    512: {"e": (1.30, 1.33), "v_max": (18.6, 18.7), "v_sen": (18.6, 18.7), "v_inv": (15.3, 15.4)},
+    1024: {"e": (0.73, 0.77), "v_max": (13.9, 14.0), "v_sen": (13.9, 14.0), "v_inv": (12.3, 12.4)},
+    2048: {"e": (0.54, 0.59), "v_max": (12.0, 12.1), "v_sen": (12.0, 12.1), "v_inv": (10.9, 11.0)},
+    "deep": {"e": (0.37, 0.46), "v_max": (7.68, 7.92), "v_sen": (7.68, 7.90), "v_inv": (7.32, 7.53)},
+}
+# Table 5: Gaussian augmentation with sigma = 0.055, clean images, same layout as Table 4.
+TABLE5 = {
+    256: {"e": (1.87, 2.17), "v_max": (24.6, 24.7), "v_sen": (24.3, 24.3), "v_inv": (18.6, 18.7)},
+    512: {"e": (1.61, 1.93), "v_max": (21.0, 21.1), "v_sen": (20.3, 20.4), "v_inv": (16.9, 17.0)},
+    1024: {"e": (1.65, 2.47), "v_max": (18.0, 18.3), "v_sen": (16.5, 17.0), "v_inv": (15.2, 15.3)},
+    2048: {"e": (2.31, 3.98), "v_max": (19.1, 19.6), "v_sen": (12.6, 15.6), "v_inv": (16.0, 15.6)},
+    "deep": {"e": (3.42, 4.91), "v_max": (24.3, 25.1), "v_sen": (8.20, 15.7), "v_inv": (18.0, 16.8)},
+}
+# Figs. 6-7 (4M network): the best Gaussian augmentation, and the best Jacobian regularisation (§4.6.3)
+BEST_GAUSSIAN_SIGMA = 0.095
+BEST_GAUSSIAN_V_MAX = 17.0
+GAUSSIAN_INVARIANCE_TAKES_OVER = 0.1  # "starting at sigma = 0.1, invariance attacks become dominant"
+BEST_JACOBIAN_V_MAX = 18.0
+GRADIENT_COSINE = 0.7  # §4.6.1: average scalar product of two normalised network gradients

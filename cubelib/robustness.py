@@ -58,19 +58,41 @@ def one_output_attacks(grad_N_k: torch.Tensor, grad_O_k: torch.Tensor):
 
 
 def _top(A: torch.Tensor):
-    """Largest squared singular value of A [B, 9, P] and its right singular vector [B, P]."""
-    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-    return S[:, 0] ** 2, Vh[:, 0]
+    """Largest squared singular value of A [B, 9, P] and its right singular vector [B, P].
+
+    From the 9 x 9 Gram matrix A A^T: its top eigenvector u gives A^T u = sigma v.  The top
+    singular value is well separated from rounding, so this is as accurate as an SVD, and
+    ~100x faster on the CPU (a batched SVD of 9 x 1681 matrices computes all of V)."""
+    _, vecs = torch.linalg.eigh(A @ A.transpose(1, 2))
+    v = (vecs[:, :, -1:].transpose(1, 2) @ A)[:, 0]  # sigma v, [B, P]
+    m = (v**2).sum(-1)
+    return m, v / torch.sqrt(m).clamp(min=1e-300)[:, None]
 
 
 def _complement(A: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """A with its rows projected onto the orthogonal complement of span(basis rows).
 
-    The span is read off the SVD of `basis`, keeping singular values above 1e-12 of the
-    largest, so zero or dependent rows (a network with no gradient) add no direction."""
-    _, S, Vh = torch.linalg.svd(basis, full_matrices=False)
-    keep = (S > 1e-12 * S[:, :1]) & (S > 1e-300)
-    Q = Vh * keep[..., None].to(Vh)  # [B, r, P] orthonormal rows (or zero)
+    An orthonormal basis of the span comes from Gram-Schmidt with pivoting: at each step the
+    row with the largest remainder is normalised and removed from all rows (twice, which
+    keeps the basis orthonormal to rounding).  A remainder below 1e-12 of the largest row
+    adds no direction, so zero or dependent rows (a network with no gradient) are dropped."""
+    B = basis.shape[0]
+    rest = basis.clone()
+    scale = rest.norm(dim=-1).amax(dim=1)  # [B]
+    rows = torch.arange(B, device=basis.device)
+    Q = torch.zeros_like(basis)
+    for j in range(basis.shape[1]):
+        norms = rest.norm(dim=-1)
+        i = norms.argmax(dim=1)
+        n = norms[rows, i]
+        ok = (n > 1e-12 * scale) & (n > 1e-300)
+        q = rest[rows, i] / n.clamp(min=1e-300)[:, None] * ok[:, None].to(rest)
+        for _ in range(2):
+            q = q - ((Q @ q[:, :, None]) * Q).sum(1)  # re-orthogonalise against earlier q
+            q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-300)
+            q = q * ok[:, None].to(rest)
+            rest = rest - (rest @ q[:, :, None]) * q[:, None, :]
+        Q[:, j] = q
     return A - (A @ Q.transpose(1, 2)) @ Q
 
 

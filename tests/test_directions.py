@@ -57,3 +57,22 @@ def test_separable_smoothing_equals_the_2d_convolution():
     assert torch.allclose(U, ref, atol=1e-14)
     G = directions.gaussian_matrix(4)
     assert torch.allclose(G, torch.outer(G.sum(0), G.sum(1)), atol=1e-16)
+
+
+def test_radial_spectrum_adds_up_and_separates_the_families():
+    g = torch.Generator().manual_seed(3)
+    for family in (directions.low, directions.mid, directions.high):
+        x = family(64, g)
+        k, p = directions.radial_spectrum(x)
+        assert len(k) == 21 and torch.allclose(p.sum(), (x**2).sum((-1, -2)).mean(), rtol=1e-12)  # Parseval
+    _, white = directions.radial_spectrum(directions.high(256, g))
+    # white noise: power per ring proportional to the number of frequencies on it
+    ring = torch.sqrt(torch.fft.fftfreq(41, 1 / 41)[:, None] ** 2 + torch.fft.fftfreq(41, 1 / 41)[None] ** 2)
+    count = torch.bincount(ring.round().long().clamp(max=20).flatten(), minlength=21).double()
+    assert torch.allclose(white / count, torch.full_like(white, 1 / 1681), rtol=0.25)
+    _, low = directions.radial_spectrum(directions.low(256, g))
+    _, mid = directions.radial_spectrum(directions.mid(256, g))
+    # U(15) and U(8) carry 2 / 2.2 of D_low's energy, all below a few cycles; 0.4 U(2) and
+    # 0.2 U(1) the rest, spread wide, as D_mid is
+    assert low[:5].sum() > 0.8 and low[10:].sum() < 0.1 < mid[10:].sum()
+    assert low.argmax() < 3 < mid.argmax()

@@ -141,6 +141,15 @@ def test_robustness_presets():
     e = experiments.robust_experiment("paper", "robust-tradeoff", 2048)
     assert e.train.phases[0].terms == ("E0", "E1", "R_low", "R_mid") and e.train.epochs == 2001
     assert e.train.phases[-1].terms == ("E0", "E1")
+    assert e.parent.train.phases == e.train.phases[:2]
+    deep = experiments.robust_experiment("paper", "robust-deep", 2048)
+    assert deep.train.hidden == (2048,) * 5 + (128,) and deep.train.batches == 84
+    assert deep.train.epochs == 2200 and "R_high" in deep.train.phases[0].terms
+    n_weights = sum(a * b + b for a, b in zip((1681,) + deep.train.hidden, deep.train.hidden + (9,)))
+    assert 20e6 < n_weights < 21e6  # "the network has 20 million weights"
+    names = [x.name for x in experiments.robust_experiments("quick")]
+    assert len(names) == len(set(names))
+    assert names.index("robustness-quick-robust-L128") < names.index("robustness-quick-robust-tradeoff-L128")
     g = experiments.robust_experiment("quick", "gaussian", 128, 0.055)
     assert g.train.noise_sigma == 0.055 and g.train.phases[0].terms == ("E0",)
     j = experiments.robust_experiment("quick", "jacobian", 128, 1e-3)
@@ -150,6 +159,38 @@ def test_robustness_presets():
         experiments.robust_experiment("quick", "gaussian", 128)
     with pytest.raises(ValueError, match="unknown method"):
         experiments.robust_experiment("quick", "mixup", 128)
+    with pytest.raises(ValueError, match="takes no strength"):
+        experiments.robust_experiment("quick", "robust", 128, 0.1)
+    with pytest.raises(ValueError, match="strict prefix"):
+        experiments.Experiment(name="x", data=TINY.data, train=TINY.train, parent=TINY)
+
+
+def test_child_continues_from_its_parents_checkpoint_bit_exactly(env, monkeypatch):
+    """A trade-off run (parent + one more phase) from the parent's final checkpoint equals
+    the same run trained from scratch, and does not retrain the parent's epochs."""
+    robust = ("E0", "E1", "R_low")
+    parent = experiments.Experiment(name="parent", data=TINY.data, train=TrainConfig(
+        hidden=(8, 8), phases=(Phase(2, 1e-3, robust),), batches=2, eval_every=1))
+    child_cfg = TrainConfig(hidden=(8, 8), phases=(Phase(2, 1e-3, robust), Phase(1, 1e-4, ("E0", "E1"))),
+                            batches=2, eval_every=1)
+    child = experiments.Experiment(name="child", data=TINY.data, train=child_cfg, parent=parent)
+    alone = experiments.Experiment(name="alone", data=TINY.data, train=child_cfg)
+    ref = experiments.run(alone, progress=False)
+    experiments.run(parent, progress=False)
+    epochs_trained = []
+    real_train = train.train
+
+    def counting(cfg, ds, **kw):
+        res = real_train(cfg, ds, **kw)
+        epochs_trained.append(res.epochs_done - res.resumed_from)
+        return res
+    monkeypatch.setattr(train, "train", counting)
+    got = experiments.run(child, progress=False)
+    assert epochs_trained == [1]
+    assert got["metrics"]["e_test"] == ref["metrics"]["e_test"]
+    assert got["curves"]["e_train"] == ref["curves"]["e_train"]
+    for split in ("train", "test"):
+        assert got["metrics"][f"v_max_{split}"] == ref["metrics"][f"v_max_{split}"] > 0
 
 
 def test_summary_markdown_keeps_one_row_per_quantity():

@@ -103,3 +103,37 @@ def test_one_output_attack_directions():
     assert (d_sen * gO).sum(-1).abs().max() < 1e-12
     d_inv, d_sen = robustness.one_output_attacks(gO, gO)
     assert d_inv.abs().max() < 1e-12 and d_sen.abs().max() < 1e-12  # aligned: both vanish
+
+
+def test_measure_is_the_mean_of_the_per_image_vulnerabilities():
+    """robustness.measure (batched, as results use it) against vulnerabilities() on all
+    images at once, with the oracle gradients of the data split."""
+    from cubelib import data, jets
+    ds = data.load(data.DatasetConfig(n_train=8, n_test=6, order=1), progress=False)
+    torch.manual_seed(0)
+    net = jets.MLP((8, 8)).double()
+    grad_O = robustness.split_oracle_gradients(ds.test)
+    assert grad_O.shape == (6, 9, 1681)
+    assert torch.equal(robustness.split_oracle_gradients(ds.test, 4, batch=3), grad_O[:4])
+    got = robustness.measure(net, ds.test.image.double(), grad_O, batch=4)
+    ref = robustness.vulnerabilities(robustness.network_gradients(net, ds.test.image.double()), grad_O).means()
+    for k in ("v_max", "v_sen", "v_inv"):
+        assert abs(got[k] - ref[k]) < 1e-9 * ref[k]
+
+
+def test_fast_top_and_complement_match_an_svd():
+    """_top (via the 9 x 9 Gram matrix) and _complement (via QR) against SVD references,
+    including a basis with zero and dependent rows."""
+    g = torch.Generator().manual_seed(5)
+    A = torch.randn(6, 9, 300, generator=g, dtype=torch.float64) * torch.logspace(0, -3, 9, dtype=torch.float64)[:, None]
+    m, v = robustness._top(A)
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    assert torch.allclose(m, S[:, 0] ** 2, rtol=1e-12)
+    assert torch.allclose((v * Vh[:, 0]).sum(-1).abs(), torch.ones(6, dtype=torch.float64), atol=1e-10)
+    basis = torch.randn(6, 6, 300, generator=g, dtype=torch.float64)
+    basis[:, 0] = 0  # a zero row first
+    basis[:, 3] = 2 * basis[:, 1] - basis[:, 2]  # a dependent one
+    _, Sb, Vb = torch.linalg.svd(basis, full_matrices=False)
+    Q = Vb[:, :4]  # the span has dimension 4
+    ref = A - (A @ Q.transpose(1, 2)) @ Q
+    assert torch.allclose(robustness._complement(A, basis), ref, atol=1e-12)
