@@ -106,16 +106,18 @@ def accuracy_experiments(preset: str) -> list[Experiment]:
 
 ROBUST_PRESETS = {
     "smoke": dict(widths=(16,), sweep_width=16, epochs=4, low_lr_epochs=1, batches=4, eval_every=1,
-                  sigmas=(0.055,), jacobian_weights=(1.0,), deep_width=None),
+                  sigmas=(0.055,), jacobian_weights=(1.0,), deep_width=None, long_epochs=8),
     # quick: the accuracy chapter's schedule; sigma over the paper's range, c^2 over four decades
     "quick": dict(widths=(64, 128), sweep_width=128, epochs=150, low_lr_epochs=15, batches=42, eval_every=10,
                   sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.17),
-                  jacobian_weights=(0.01, 0.1, 1.0, 10.0), deep_width=None),
+                  jacobian_weights=(0.01, 0.1, 1.0, 10.0), deep_width=None,
+                  # the robust network once more with 3x the epochs: is it the schedule that limits it?
+                  long_epochs=450),
     # paper: §3.5's schedule; the sweeps on the 4M network (L = 1024) as in Figs. 6-7; the 20M
     # network of Table 3's last column (five hidden layers of 2048)
     "paper": dict(widths=(256, 512, 1024, 2048), sweep_width=1024, epochs=2000, low_lr_epochs=50, batches=42,
                   eval_every=20, sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.145, 0.17),
-                  jacobian_weights=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), deep_width=2048),
+                  jacobian_weights=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), deep_width=2048, long_epochs=None),
 }
 
 ROBUST_METHODS = ("robust", "robust-tradeoff", "robust-deep", "robust-deep-tradeoff", "gaussian", "jacobian")
@@ -123,13 +125,19 @@ GAUSSIAN_TABLE_SIGMA = 0.055  # Table 5
 
 
 def robust_experiment(preset: str, method: str, width: int, strength: float | None = None,
-                      seed: int = 0) -> Experiment:
+                      seed: int = 0, epochs: int | None = None) -> Experiment:
     """§4.6: universal robust training (E0 + E1 + R_low + R_mid, 1681-L-L-L-128-9), the same
     plus one epoch of E0 + E1 ("-tradeoff", Table 4), the 20M network of Table 3 ("robust-deep":
     five hidden layers of L, twice the batches, 10 % more epochs, + R_high), Gaussian
     augmentation with sigma = strength (eq. 44) or Jacobian regularisation
-    E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid with c^2 = strength."""
-    p = ROBUST_PRESETS[data.check_preset(preset)]
+    E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid with c^2 = strength.  `epochs` replaces
+    the preset's number of epochs, keeping the share at the lower learning rate."""
+    p = dict(ROBUST_PRESETS[data.check_preset(preset)])
+    if epochs is not None:
+        if not isinstance(epochs, int) or epochs < 2:
+            raise ValueError(f"epochs must be an integer >= 2, got {epochs!r}")
+        low = max(1, round(epochs * p["low_lr_epochs"] / p["epochs"]))
+        p.update(epochs=epochs, low_lr_epochs=low)
     if method not in ROBUST_METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ROBUST_METHODS)}")
     if not isinstance(width, int) or width < 1:
@@ -154,9 +162,9 @@ def robust_experiment(preset: str, method: str, width: int, strength: float | No
                       eval_every=p["eval_every"], **extra)
     parent = None
     if method.endswith("-tradeoff"):
-        parent = robust_experiment(preset, method.removesuffix("-tradeoff"), width, seed=seed)
+        parent = robust_experiment(preset, method.removesuffix("-tradeoff"), width, seed=seed, epochs=epochs)
         cfg = dataclasses.replace(cfg, phases=phases + (Phase(1, 1e-4, ("E0", "E1")),))
-    suffix = "" if strength is None else f"-{strength:g}"
+    suffix = ("" if strength is None else f"-{strength:g}") + ("" if epochs is None else f"-e{epochs}")
     return Experiment(name=f"robustness-{preset}-{method}{suffix}-L{width}",
                       data=data.dataset_config(preset, order=1), train=cfg, parent=parent)
 
@@ -178,6 +186,10 @@ def robust_experiments(preset: str) -> list[Experiment]:
     for c2 in p["jacobian_weights"]:
         e = robust_experiment(preset, "jacobian", p["sweep_width"], c2)
         out[e.name] = e
+    if p["long_epochs"]:
+        for m in ("robust", "robust-tradeoff"):
+            e = robust_experiment(preset, m, p["sweep_width"], epochs=p["long_epochs"])
+            out[e.name] = e
     if p["deep_width"]:
         for m in ("robust-deep", "robust-deep-tradeoff"):
             e = robust_experiment(preset, m, p["deep_width"])
@@ -265,6 +277,8 @@ def _read(path: Path, exp: Experiment) -> dict:
         raise ValueError(f"unreadable ({exc})") from exc
     if result.get("schema") != SCHEMA or result.get("key") != exp.key() or "metrics" not in result:
         raise ValueError("stale (another config, schema or code version)")
+    if exp.data.order >= 1 and "v_max_test" not in result["metrics"]:
+        raise ValueError("stale (made before results carried the vulnerabilities)")
     made_by = result.get("provenance", {}).get("source_hash")
     if made_by != training_source_hash():
         # Same config and versions, other training code: used (results can be GPU-hours), but
