@@ -54,10 +54,49 @@ def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
     return rows
 
 
+def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
+    p = experiments.ROBUST_PRESETS[preset]
+    W = p["sweep_width"]
+
+    def metrics(method, strength=None):
+        exp = experiments.robust_experiment(preset, method, W, strength)
+        res = experiments.run(exp, device=device) if compute else experiments.load(exp)
+        return None if res is None else res["metrics"]
+
+    def best(method, values):
+        found = [(m["v_max_test"], v, m) for v in values if (m := metrics(method, v)) is not None]
+        return min(found, key=lambda t: t[0]) if len(found) == len(values) else None
+
+    rob = metrics("robust-tradeoff")
+    gauss, jac = best("gaussian", p["sigmas"]), best("jacobian", p["jacobian_weights"])
+    r = lambda x, nd=2: None if x is None else round(x, nd)
+    t4 = paper.TABLE4.get(W)
+    chapter = "robustness"
+    rows = [
+        _row(f"robust training, trade-off adjusted, L = {W}: test e (%)", t4["e"][1] if t4 else None,
+             r(rob and rob["e_test"]), preset, chapter),
+        _row(f"robust training, trade-off adjusted, L = {W}: test v_max (%)", t4["v_max"][1] if t4 else None,
+             r(rob and rob["v_max_test"], 1), preset, chapter),
+        _row(f"best Gaussian augmentation, L = {W}: test v_max (%) at sigma",
+             f"{paper.BEST_GAUSSIAN_V_MAX} at {paper.BEST_GAUSSIAN_SIGMA} (4M)",
+             None if gauss is None else f"{gauss[0]:.1f} at {gauss[1]:g}", preset, chapter),
+        _row(f"best Jacobian regularisation, L = {W}: test v_max (%) at c^2", f"{paper.BEST_JACOBIAN_V_MAX} (4M)",
+             None if jac is None else f"{jac[0]:.1f} at {jac[1]:g}", preset, chapter),
+        _row(f"robustness gain over the best Gaussian augmentation (its v_max / robust v_max), L = {W}",
+             f"{paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f} (20M robust)",
+             None if gauss is None or rob is None else round(gauss[0] / rob["v_max_test"], 2), preset, chapter),
+        _row(f"accuracy of robust (trade-off adj.) vs best Gaussian (its e / robust e), L = {W}",
+             None,  # the paper gives the best Gaussian network's error only as a plot (Fig. 6)
+             None if gauss is None or rob is None else round(gauss[2]["e_test"] / rob["e_test"], 2), preset, chapter),
+    ]
+    return rows
+
+
 def rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     """All rows; with compute=False, missing results show as None instead of being computed."""
     data.check_preset(preset)
-    return rendering_rows(preset, compute) + accuracy_rows(preset, compute, device)
+    return rendering_rows(preset, compute) + accuracy_rows(preset, compute, device) + \
+        robustness_rows(preset, compute, device)
 
 
 def markdown(table: list[dict]) -> str:
