@@ -107,9 +107,10 @@ def accuracy_experiments(preset: str) -> list[Experiment]:
 ROBUST_PRESETS = {
     "smoke": dict(widths=(16,), sweep_width=16, epochs=4, low_lr_epochs=1, batches=4, eval_every=1,
                   sigmas=(0.055,), jacobian_weights=(1.0,), deep_width=None, long_epochs=8),
-    # quick: the accuracy chapter's schedule; sigma over the paper's range, c^2 over four decades
+    # quick: the accuracy chapter's schedule; sigma over the paper's range and beyond (the small
+    # network's invariance attacks take over later), c^2 over four decades
     "quick": dict(widths=(64, 128), sweep_width=128, epochs=150, low_lr_epochs=15, batches=42, eval_every=10,
-                  sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.17),
+                  sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.17, 0.25, 0.35),
                   jacobian_weights=(0.01, 0.1, 1.0, 10.0), deep_width=None,
                   # the robust network once more with 3x the epochs: is it the schedule that limits it?
                   long_epochs=450),
@@ -223,9 +224,16 @@ def provenance(device, seconds: float) -> dict:
 
 
 def training_source_hash() -> str:
-    """Hash of the code that turns a data set into a result (jets, losses, train, this file)."""
-    from . import jets, losses
-    return data.source_hash(jets, losses, train, sys.modules[__name__])
+    """Hash of the code that turns a data set into a result: the network, losses, trainer,
+    random directions and vulnerabilities, and this file's evaluation functions (not its
+    presets, so adding an experiment does not flag the stored ones)."""
+    import inspect
+    from . import directions, jets, losses, robustness
+    h = hashlib.sha256(data.source_hash(jets, losses, train, directions, robustness).encode())
+    for f in (evaluate, _evaluate, input_gradient_norm):
+        h.update(inspect.getsource(f).encode())
+    h.update(str(VUL_IMAGES).encode())
+    return h.hexdigest()[:12]
 
 
 def input_gradient_norm(model, x, output: int = 0, batch: int = 4096) -> float:
