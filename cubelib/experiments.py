@@ -171,7 +171,7 @@ def robust_experiment(preset: str, method: str, width: int, strength: float | No
 
 
 def robust_experiments(preset: str) -> list[Experiment]:
-    """Every experiment of the robustness chapter at `preset`, cheapest first."""
+    """Every experiment of the robustness chapter at `preset`; each parent before its child."""
     p = ROBUST_PRESETS[data.check_preset(preset)]
     out = {}
     for w in p["widths"]:
@@ -225,11 +225,11 @@ def provenance(device, seconds: float) -> dict:
 
 def training_source_hash() -> str:
     """Hash of the code that turns a data set into a result: the network, losses, trainer,
-    random directions and vulnerabilities, and this file's evaluation functions (not its
-    presets, so adding an experiment does not flag the stored ones)."""
+    random directions, oracle gradients and vulnerabilities, and this file's evaluation
+    functions (not its presets, so adding an experiment does not flag the stored ones)."""
     import inspect
-    from . import directions, jets, losses, robustness
-    h = hashlib.sha256(data.source_hash(jets, losses, train, directions, robustness).encode())
+    from . import directions, geometry, jets, losses, oracle, robustness
+    h = hashlib.sha256(data.source_hash(jets, losses, train, directions, geometry, oracle, robustness).encode())
     for f in (evaluate, _evaluate, input_gradient_norm):
         h.update(inspect.getsource(f).encode())
     h.update(str(VUL_IMAGES).encode())
@@ -324,7 +324,7 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
     ck = checkpoint_path(exp)
     if force:
         ck.unlink(missing_ok=True)  # recompute means retrain, not re-evaluate a finished checkpoint
-    if exp.parent is not None and not ck.exists():
+    if exp.parent is not None and not ck.exists() and not force:
         _continue_parent(exp, ck)
     res = train.train(exp.train, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
                       time_limit=time_limit)
