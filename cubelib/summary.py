@@ -67,7 +67,7 @@ def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dic
         found = [(m["v_max_test"], v, m) for v in values if (m := metrics(method, v)) is not None]
         return min(found, key=lambda t: t[0]) if len(found) == len(values) else None
 
-    rob = metrics("robust-tradeoff")
+    rob, plain = metrics("robust-tradeoff"), metrics("robust")
     gauss, jac = best("gaussian", p["sigmas"]), best("jacobian", p["jacobian_weights"])
     r = lambda x, nd=2: None if x is None else round(x, nd)
     t4 = paper.TABLE4.get(W)
@@ -82,9 +82,11 @@ def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dic
              None if gauss is None else f"{gauss[0]:.1f} at {gauss[1]:g}", preset, chapter),
         _row(f"best Jacobian regularisation, L = {W}: test v_max (%) at c^2", f"{paper.BEST_JACOBIAN_V_MAX} (4M)",
              None if jac is None else f"{jac[0]:.1f} at {jac[1]:g}", preset, chapter),
-        _row(f"robustness gain over the best Gaussian augmentation (its v_max / robust v_max), L = {W}",
-             f"{paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f} (20M robust)",
-             None if gauss is None or rob is None else round(gauss[0] / rob["v_max_test"], 2), preset, chapter),
+        # the paper's "2.3 times more robust": its 20M robust network (Table 3) against the
+        # best Gaussian augmentation (17 % at sigma = 0.095, 4M); ours at one width
+        _row(f"robustness gain: best Gaussian v_max / robust v_max (Table 3 network), L = {W}",
+             f"{paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f} (20M robust vs 4M Gaussian)",
+             None if gauss is None or plain is None else round(gauss[0] / plain["v_max_test"], 2), preset, chapter),
         _row(f"accuracy of robust (trade-off adj.) vs best Gaussian (its e / robust e), L = {W}",
              None,  # the paper gives the best Gaussian network's error only as a plot (Fig. 6)
              None if gauss is None or rob is None else round(gauss[2]["e_test"] / rob["e_test"], 2), preset, chapter),
