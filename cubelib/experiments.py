@@ -192,13 +192,13 @@ def robust_experiments(preset: str) -> list[Experiment]:
     for c2 in p["jacobian_weights"]:
         e = robust_experiment(preset, "jacobian", p["sweep_width"], c2)
         out[e.name] = e
-    if p["long_epochs"]:
-        for m in ("robust", "robust-tradeoff"):
-            e = robust_experiment(preset, m, p["sweep_width"], epochs=p["long_epochs"])
-            out[e.name] = e
     if p["high_width"]:
         for m in ("robust-high", "robust-high-tradeoff"):
             e = robust_experiment(preset, m, p["high_width"])
+            out[e.name] = e
+    if p["long_epochs"]:
+        for m in ("robust", "robust-tradeoff"):
+            e = robust_experiment(preset, m, p["sweep_width"], epochs=p["long_epochs"])
             out[e.name] = e
     if p["deep_width"]:
         for m in ("robust-deep", "robust-deep-tradeoff"):
