@@ -91,6 +91,11 @@ def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dic
              None,  # the paper gives the best Gaussian network's error only as a plot (Fig. 6)
              None if gauss is None or rob is None else round(gauss[2]["e_test"] / rob["e_test"], 2), preset, chapter),
     ]
+    if p["high_width"] == W:
+        high = metrics("robust-high-tradeoff")
+        rows.append(_row(f"robust training + R_high, trade-off adjusted, L = {W}: test e (%) / v_max (%)",
+                         None if t4 is None else f"{t4['e'][1]} / {t4['v_max'][1]} (without R_high)",
+                         None if high is None else f"{high['e_test']:.2f} / {high['v_max_test']:.1f}", preset, chapter))
     return rows
 
 
