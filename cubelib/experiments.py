@@ -131,13 +131,15 @@ GAUSSIAN_TABLE_SIGMA = 0.055  # Table 5
 
 def robust_experiment(preset: str, method: str, width: int, strength: float | None = None,
                       seed: int = 0, epochs: int | None = None) -> Experiment:
-    """§4.6: universal robust training (E0 + E1 + R_low + R_mid, 1681-L-L-L-128-9), the same
-    plus one epoch of E0 + E1 ("-tradeoff", Table 4), the same with R_high ("robust-high"), the
-    20M network of Table 3 ("robust-deep":
-    five hidden layers of L, twice the batches, 10 % more epochs, + R_high), Gaussian
-    augmentation with sigma = strength (eq. 44) or Jacobian regularisation
-    E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid with c^2 = strength.  `epochs` replaces
-    the preset's number of epochs, keeping the share at the lower learning rate."""
+    """One network of §4.6.  Methods:
+    robust       E0 + E1 + R_low + R_mid on 1681-L-L-L-128-9 (Table 3)
+    robust-high  the same + R_high
+    robust-deep  the 20M network of Table 3: five hidden layers of L, twice the batches,
+                 10 % more epochs, + R_high
+    *-tradeoff   any of those + one epoch of E0 + E1 at lr 1e-4 (Table 4)
+    gaussian     E0 on images + fresh noise of sigma = strength each epoch (eq. 44)
+    jacobian     E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid, c^2 = strength
+    `epochs` replaces the preset's number of epochs, keeping the share at the lower rate."""
     p = dict(ROBUST_PRESETS[data.check_preset(preset)])
     if epochs is not None:
         if not isinstance(epochs, int) or epochs < 2:
