@@ -44,3 +44,20 @@ def zoom(ax, vertices, half=0.45):
     u, v = DEFAULT_CAMERA.project(vertices).mean(0).tolist()
     ax.set_xlim(u - half, u + half)
     ax.set_ylim(v - half, v + half)
+
+
+def plain_log_ticks(*axes):
+    """Log axes over a few decades above 1 labelled 20, 30, 50 instead of 2 x 10^1, ...;
+    axes reaching below 1 or over many decades keep matplotlib's powers of ten."""
+    import math
+
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            if axis.get_scale() != "log" or lo < 1 or math.log10(hi / lo) > 2.5:
+                continue
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+            few = math.log10(hi / lo) <= 1.3
+            axis.set_minor_formatter(ScalarFormatter() if few else NullFormatter())
