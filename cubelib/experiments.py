@@ -80,20 +80,38 @@ ACCURACY_PRESETS = {
 }
 
 
+# second-derivative training (§5.2, Table 6): E0 + E1 + E2 with n_ij by each rule of
+# losses.second_order_norms ("second" is ours, "second-printed" the formula as extracted)
+SECOND_METHODS = {"second": "scaled", "second-printed": "printed"}
+
+
 def accuracy_experiment(preset: str, method: str, width: int, seed: int = 0) -> Experiment:
-    """Conventional (E0) or first-derivative (E0 + E1) training of 1681-L-L-L-128-9 (§3.5, §4.3)."""
+    """Training of 1681-L-L-L-128-9 on the plain problem (§3.5, §4.3, §5.2):
+    conventional  E0, the preset's epochs, the last ones at lr 1e-4 (Table 1)
+    first         E0 + E1, the same schedule (Table 2)
+    second        E0 + E1 + E2, the same epochs; the low-rate ones split as the paper's 25 + 25:
+                  first half at 1e-4 with E2, then E2 dropped ("gradual exclusion") at 1e-5 (Table 6)
+    second-printed  the same with n_ij as printed (see losses.second_order_norms)"""
     p = ACCURACY_PRESETS[data.check_preset(preset)]
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    if method not in METHODS and method not in SECOND_METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join([*METHODS, *SECOND_METHODS])}")
     if not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
-    terms = METHODS[method]
-    high = p["epochs"] - p["low_lr_epochs"]
-    cfg = TrainConfig(hidden=(width, width, width, 128),
-                      phases=(Phase(high, 1e-3, terms), Phase(p["low_lr_epochs"], 1e-4, terms)),
-                      batches=p["batches"], seed=seed, eval_every=p["eval_every"])
+    high, low = p["epochs"] - p["low_lr_epochs"], p["low_lr_epochs"]
+    extra = {}
+    if method in SECOND_METHODS:
+        e2, e1 = ("E0", "E1", "E2"), ("E0", "E1")
+        phases = (Phase(high, 1e-3, e2), Phase(low - low // 2, 1e-4, e2), Phase(max(1, low // 2), 1e-5, e1))
+        if SECOND_METHODS[method] != "scaled":
+            extra["n_ij_rule"] = SECOND_METHODS[method]
+    else:
+        terms = METHODS[method]
+        phases = (Phase(high, 1e-3, terms), Phase(low, 1e-4, terms))
+    cfg = TrainConfig(hidden=(width, width, width, 128), phases=phases, batches=p["batches"], seed=seed,
+                      eval_every=p["eval_every"], **extra)
+    order = 2 if method in SECOND_METHODS else 1
     return Experiment(name=f"accuracy-{preset}-{method}-L{width}",
-                      data=data.dataset_config(preset, order=1), train=cfg)
+                      data=data.dataset_config(preset, order=order), train=cfg)
 
 
 def accuracy_experiments(preset: str) -> list[Experiment]:
@@ -125,7 +143,8 @@ ROBUST_PRESETS = {
 }
 
 ROBUST_METHODS = ("robust", "robust-tradeoff", "robust-high", "robust-high-tradeoff", "robust-deep",
-                  "robust-deep-tradeoff", "gaussian", "jacobian")
+                  "robust-deep-tradeoff", "robust2", "robust2-tradeoff", "robust2-high", "robust2-high-tradeoff",
+                  "robust2-deep", "robust2-deep-tradeoff", "gaussian", "jacobian")
 GAUSSIAN_TABLE_SIGMA = 0.055  # Table 5
 
 
@@ -136,7 +155,9 @@ def robust_experiment(preset: str, method: str, width: int, strength: float | No
     robust-high  the same + R_high
     robust-deep  the 20M network of Table 3: five hidden layers of L, twice the batches,
                  10 % more epochs, + R_high
-    *-tradeoff   any of those + one epoch of E0 + E1 at lr 1e-4 (Table 4)
+    robust2*     any of those three with the second-order terms R2_f of each family (§5.4,
+                 Table 7), trained on the data set with image Hessians
+    *-tradeoff   any of those + one epoch of E0 + E1 at lr 1e-4 (Tables 4, 8)
     gaussian     E0 on images + fresh noise of sigma = strength each epoch (eq. 44)
     jacobian     E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid, c^2 = strength
     `epochs` replaces the preset's number of epochs, keeping the share at the lower rate."""
@@ -155,11 +176,15 @@ def robust_experiment(preset: str, method: str, width: int, strength: float | No
             raise ValueError(f"method {method!r} needs strength > 0 (sigma or c^2), got {strength!r}")
     elif strength is not None:
         raise ValueError(f"method {method!r} takes no strength, got {strength!r}")
-    deep = method.startswith("robust-deep")
+    second = method.startswith("robust2")
+    kind = method.replace("robust2", "robust")
+    deep = kind.startswith("robust-deep")
     terms = {"robust": ("E0", "E1", "R_low", "R_mid"), "gaussian": ("E0",),
              "jacobian": ("E0", "J_low", "J_mid")}["robust" if method.startswith("robust") else method]
-    if deep or method.startswith("robust-high"):
+    if deep or kind.startswith("robust-high"):
         terms += ("R_high",)
+    if second:
+        terms += tuple(t.replace("R_", "R2_") for t in terms if t.startswith("R_"))
     scale = 1.1 if deep else 1.0
     high = round(scale * (p["epochs"] - p["low_lr_epochs"]))
     phases = (Phase(high, 1e-3, terms), Phase(round(scale * p["low_lr_epochs"]), 1e-4, terms))
@@ -174,7 +199,7 @@ def robust_experiment(preset: str, method: str, width: int, strength: float | No
         cfg = dataclasses.replace(cfg, phases=phases + (Phase(1, 1e-4, ("E0", "E1")),))
     suffix = ("" if strength is None else f"-{strength:g}") + ("" if epochs is None else f"-e{epochs}")
     return Experiment(name=f"robustness-{preset}-{method}{suffix}-L{width}",
-                      data=data.dataset_config(preset, order=1), train=cfg, parent=parent)
+                      data=data.dataset_config(preset, order=2 if second else 1), train=cfg, parent=parent)
 
 
 def robust_experiments(preset: str) -> list[Experiment]:
@@ -207,6 +232,35 @@ def robust_experiments(preset: str) -> list[Experiment]:
             e = robust_experiment(preset, m, p["deep_width"])
             out[e.name] = e
     return list(out.values())
+
+
+# --------------------------------------------------------------------------------------
+# Presets of the second-order chapter (Tables 6-8, Figs. 9-10)
+
+SECOND_PRESETS = {
+    # printed_width: the network also trained with n_ij as printed (None: not run)
+    "smoke": dict(printed_width=16),
+    "quick": dict(printed_width=128),
+    "paper": dict(printed_width=None),
+}
+
+
+def second_order_experiments(preset: str) -> list[Experiment]:
+    """Every experiment of the second-order chapter at `preset`; each parent before its child.
+    Widths as in the accuracy and robustness chapters, so Table 6 sits next to Tables 1-2 and
+    Tables 7-8 next to Tables 3-4."""
+    acc = ACCURACY_PRESETS[data.check_preset(preset)]
+    rob = ROBUST_PRESETS[preset]
+    out = [accuracy_experiment(preset, "second", w) for w in acc["widths"]]
+    if SECOND_PRESETS[preset]["printed_width"]:
+        out.append(accuracy_experiment(preset, "second-printed", SECOND_PRESETS[preset]["printed_width"]))
+    for w in rob["widths"]:
+        out += [robust_experiment(preset, m, w) for m in ("robust2", "robust2-tradeoff")]
+    if rob["high_width"]:
+        out += [robust_experiment(preset, m, rob["high_width"]) for m in ("robust2-high", "robust2-high-tradeoff")]
+    if rob["deep_width"]:
+        out += [robust_experiment(preset, m, rob["deep_width"]) for m in ("robust2-deep", "robust2-deep-tradeoff")]
+    return out
 
 
 # --------------------------------------------------------------------------------------

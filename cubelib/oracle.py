@@ -56,6 +56,74 @@ class Expansion:
     condition: torch.Tensor | None = None  # [B] condition numbers of Gamma
 
 
+@dataclass
+class Tangent:
+    """What the expansion needs of each clean cube, computed once: the tangent images
+    J = dI/dnu [B, 6, P], the image Hessian H [B, 21, P] (order 2), their products with
+    each other, and the cube's own derivatives.  J and H may be float32 views of training
+    data; the small matrices are float64, so the 6 x 6 solves keep their precision."""
+
+    J: torch.Tensor  # [B, 6, P]
+    G: torch.Tensor  # [B, 6, 6] float64, Gamma (eq. 23)
+    dC: torch.Tensor  # [B, 6, 9] float64, dC/dnu_i
+    condition: torch.Tensor  # [B]
+    H: torch.Tensor | None = None  # [B, 21, P], pairs i <= j
+    HJ: torch.Tensor | None = None  # [B, 21, 6] float64, H_pair . J_j
+    C2: torch.Tensor | None = None  # [B, 21, 9] float64, d2C/dnu_i dnu_j
+
+    def __getitem__(self, rows):
+        return Tangent(**{k: None if v is None else v[rows] for k, v in vars(self).items()})
+
+    def __len__(self):
+        return self.J.shape[0]
+
+
+def tangent(vertices: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor | None = None,
+            chunk: int = 1024) -> Tangent:
+    """The expansion's constants at clean cubes: vertices [B, 8, 3], d1 [B, 6, ...] and for
+    order 2 d2 [B, 21, ...] (any float dtype, kept as given).  Raises ValueError at special
+    points (singular Gamma)."""
+    B = vertices.shape[0]
+    J = d1.reshape(B, 6, -1)
+    H = None if d2 is None else d2.reshape(B, 21, -1)
+    G = torch.empty(B, 6, 6, dtype=torch.float64, device=J.device)
+    HJ = None if H is None else torch.empty(B, 21, 6, dtype=torch.float64, device=J.device)
+    for i in range(0, B, chunk):  # float64 products, a chunk at a time (H of a data set is GBs)
+        Jc = J[i:i + chunk].double()
+        G[i:i + chunk] = Jc @ Jc.transpose(-1, -2)
+        if H is not None:
+            HJ[i:i + chunk] = H[i:i + chunk].double() @ Jc.transpose(-1, -2)
+    cond = check_gram(G)
+    v = vertices.to(J.device, torch.float64)
+    return Tangent(J=J, G=G, dC=geometry.target(geometry.vertex_d1(v)), condition=cond, H=H, HJ=HJ,
+                   C2=None if H is None else geometry.target(geometry.vertex_d2(v)))
+
+
+def along(t: Tangent, D: torch.Tensor, order: int = 1) -> Expansion:
+    """Oracle derivatives along flat image directions D [B, M, P] at the cubes of `t`.
+
+    The two big products D.J and D.H run in D's dtype (float32 in training: each is a sum of
+    1681 terms, correct to ~1e-7 of ||D|| ||J||, below the 1e-6 of the finite-difference H);
+    everything after them is float64."""
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if order == 2 and t.H is None:
+        raise ValueError("order 2 needs a Tangent made with the image Hessian d2")
+    a = torch.linalg.solve(t.G[:, None], (D @ t.J.to(D.dtype).transpose(-1, -2)).double()[..., None]).squeeze(-1)
+    out = Expansion(dnu=a, dO=a @ t.dC, condition=t.condition)
+    if order == 2:
+        S = geometry.SYMMETRIC.to(D.device)
+        DH = (D @ t.H.to(D.dtype).transpose(-1, -2)).double()[..., S]  # [B, M, 6, 6], D . H_ik
+        HJ = t.HJ[:, S]  # [B, 6, 6, 6]: [k, i, j] = H_ki . J_j
+        first = 2 * torch.einsum("bmik,bmk->bmi", DH, a)
+        second = 2 * torch.einsum("bkip,bmp,bmk->bmi", HJ, a, a)
+        third = torch.einsum("bkpi,bmk,bmp->bmi", HJ, a, a)
+        b = torch.linalg.solve(t.G[:, None], (first - second - third)[..., None]).squeeze(-1)
+        out.d2nu = b
+        out.d2O = b @ t.dC + torch.einsum("bijo,bmi,bmj->bmo", t.C2[:, S], a, a)
+    return out
+
+
 def expand(vertices: torch.Tensor, result: render.RenderResult, directions: torch.Tensor,
            order: int = 1) -> Expansion:
     """Oracle derivatives along image directions.
@@ -71,25 +139,8 @@ def expand(vertices: torch.Tensor, result: render.RenderResult, directions: torc
     D = _flat(directions)
     if D.ndim == 2:
         D = D.expand(B, *D.shape)
-    J = _flat(result.d1)  # [B, 6, P]
-    G = gram(result.d1)
-    cond = check_gram(G)
-    rhs = D @ J.transpose(-1, -2)  # [B, M, 6] = D . J_j
-    a = torch.linalg.solve(G[:, None], rhs[..., None]).squeeze(-1)  # [B, M, 6]
-    dC = geometry.target(geometry.vertex_d1(vertices))  # [B, 6, 9]
-    out = Expansion(dnu=a, dO=a @ dC, condition=cond)
-    if order == 2:
-        H = _flat(result.d2)[:, geometry.SYMMETRIC]  # [B, 6, 6, P]
-        DH = torch.einsum("bmp,bikp->bmik", D, H)  # D . H_ik
-        HJ = torch.einsum("bkip,bjp->bkij", H, J)  # (H_ki . J_j)
-        first = 2 * torch.einsum("bmik,bmk->bmi", DH, a)
-        second = 2 * torch.einsum("bkip,bmp,bmk->bmi", HJ, a, a)
-        third = torch.einsum("bkpi,bmk,bmp->bmi", HJ, a, a)
-        b = torch.linalg.solve(G[:, None], (first - second - third)[..., None]).squeeze(-1)
-        C2 = geometry.target(geometry.vertex_d2(vertices))[:, geometry.SYMMETRIC]  # [B, 6, 6, 9]
-        out.d2nu = b
-        out.d2O = b @ dC + torch.einsum("bijo,bmi,bmj->bmo", C2, a, a)
-    return out
+    t = tangent(vertices, result.d1, result.d2 if order == 2 else None)
+    return along(t, D.to(t.J.dtype), order)
 
 
 def gradients(vertices: torch.Tensor, result: render.RenderResult) -> torch.Tensor:

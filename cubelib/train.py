@@ -25,7 +25,7 @@ from .geometry import PAIRS
 
 # v_max of the learning curves: on this many test images at every evaluation point
 CURVE_VUL_IMAGES = 128
-TERMS = ("E0", "E1", "E2", "R_low", "R_mid", "R_high", "J_low", "J_mid", "J_high")
+TERMS = ("E0", "E1", "E2", "R_low", "R_mid", "R_high", "R2_low", "R2_mid", "R2_high", "J_low", "J_mid", "J_high")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class TrainConfig:
     tf32: bool = True  # TF32 matmuls on CUDA, as the paper trained; ignored on the CPU
     noise_sigma: float = 0.0  # Gaussian augmentation (eq. 44): fresh noise on the images each epoch
     jacobian_weight: float = 1.0  # weight of the J_f terms (the paper's c^2)
+    n_ij_rule: str = "scaled"  # normalisation of E2 (losses.second_order_norms)
 
     def __post_init__(self):
         if not self.phases:
@@ -70,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.noise_sigma must be in [0, 1], got {self.noise_sigma!r}")
         if not (isinstance(self.jacobian_weight, (int, float)) and self.jacobian_weight >= 0):
             raise ValueError(f"TrainConfig.jacobian_weight must be >= 0, got {self.jacobian_weight!r}")
+        if self.n_ij_rule not in losses.N_IJ_RULES:
+            raise ValueError(f"TrainConfig.n_ij_rule must be one of {losses.N_IJ_RULES}, got {self.n_ij_rule!r}")
 
     @property
     def families(self) -> list[str]:
@@ -78,7 +81,13 @@ class TrainConfig:
 
     @property
     def robust(self) -> bool:
-        return any(t.startswith("R_") for p in self.phases for t in p.terms)
+        """Any phase aligns derivatives with the oracle's along random directions."""
+        return any(t.startswith("R") for p in self.phases for t in p.terms)
+
+    @property
+    def robust2(self) -> bool:
+        """Any phase trains second derivatives along random directions (R2_f, §5.4)."""
+        return any(t.startswith("R2_") for p in self.phases for t in p.terms)
 
     @property
     def epochs(self) -> int:
@@ -88,7 +97,7 @@ class TrainConfig:
     def order(self) -> int:
         """Highest derivative order any phase trains."""
         terms = {t for p in self.phases for t in p.terms}
-        return 2 if "E2" in terms else 1 if "E1" in terms else 0
+        return 2 if "E2" in terms or self.robust2 else 1 if "E1" in terms else 0
 
     def key(self) -> str:
         # fields added after results were stored enter the key only when set, so existing
@@ -101,7 +110,7 @@ class TrainConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_LATER_FIELDS = {"noise_sigma": 0.0, "jacobian_weight": 1.0}
+_LATER_FIELDS = {"noise_sigma": 0.0, "jacobian_weight": 1.0, "n_ij_rule": "scaled"}
 
 
 @dataclass
@@ -118,12 +127,14 @@ class DeviceData:
     """One split flattened for the network and kept on the training device.
 
     `rows` [N, R, 1681] stacks each image with its derivative images (R = 1, 7 or 28 for
-    order 0, 1, 2), so a batch of the extended forward pass is one gather.
+    order 0, 1, 2), so a batch of the extended forward pass is one gather.  `tangent` (for the
+    second-order robust terms) holds the oracle expansion's constants of every image.
     """
 
-    def __init__(self, split: data.Split, order: int, device, dtype=torch.float32, oracle_gradients=False):
+    def __init__(self, split: data.Split, order: int, device, dtype=torch.float32, oracle_gradients=False,
+                 tangent=False):
         n = len(split)
-        self.grad_O = None
+        self.grad_O = self.tangent = None
         if oracle_gradients:  # grad O_k of every image (eqs. 25-26), for the robust terms
             from . import oracle, render
             self.grad_O = torch.cat([
@@ -139,6 +150,17 @@ class DeviceData:
         self.target = split.target.to(device, dtype)
         self.target_d1 = split.target_d1.to(device, dtype) if order >= 1 else None
         self.target_d2 = split.target_d2.to(device, dtype) if order >= 2 else None
+        if tangent:
+            from . import oracle
+            if order < 2:
+                raise ValueError("the oracle's second derivatives need the image Hessians (order 2)")
+            self.tangent = oracle.tangent(split.vertices, self.rows[:, 1:7], self.rows[:, 7:28])
+
+    def oracle_d2(self, D: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """d2O/dD2 (eq. 51) of every image along its direction D [N, P]: [N, 9]."""
+        from . import oracle
+        return torch.cat([oracle.along(self.tangent[i:i + chunk], D[i:i + chunk, None], order=2).d2O[:, 0]
+                          for i in range(0, len(self), chunk)]).to(D.dtype)
 
     @property
     def x(self):
@@ -190,10 +212,12 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     if cfg.order > ds.config.order:
         raise ValueError(f"the config trains order-{cfg.order} derivatives but the data set holds only "
                          f"order {ds.config.order}; load it with order={cfg.order}")
-    train_set = DeviceData(ds.train, max(cfg.order, 1 if cfg.robust else 0), device, oracle_gradients=cfg.robust)
+    train_set = DeviceData(ds.train, max(cfg.order, 1 if cfg.robust else 0), device, oracle_gradients=cfg.robust,
+                           tangent=cfg.robust2)
     test_x = ds.test.image.reshape(len(ds.test), -1).to(device, torch.float32)
     test_t = ds.test.target.to(device, torch.float32)
-    norms = losses.Norms.from_dataset(ds, device, second_order=cfg.order >= 2)
+    norms = losses.Norms.from_dataset(ds, device, second_order=any("E2" in p.terms for p in cfg.phases),
+                                      n_ij_rule=cfg.n_ij_rule)
     # the trade-off between accuracy and robustness shows along training: v_max (eq. 34) of
     # a fixed test subset at every point of the curves (data sets with image derivatives)
     vul_x = vul_O = None
@@ -203,13 +227,17 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
     P = train_set.rows.shape[-1]
     n = len(train_set)
     families = cfg.families
-    if cfg.robust:  # n_i and c of eq. (43), from one fixed draw of each family
+    if cfg.robust:  # n_i and c of eq. (43) (and of R^II, §5.4), from one fixed draw of each family
         fixed = torch.Generator().manual_seed(cfg.seed + 7919)
-        norms.robust = {}
+        norms.robust, norms.robust2 = {}, {}
+        second = losses.second_families({t for p in cfg.phases for t in p.terms})
         for f in families:
             D = getattr(directions, f)(n, fixed, dtype=torch.float32).reshape(n, P).to(device)
             n_i, c = losses.robust_norms(train_set.grad_O, D)
             norms.robust[f] = (n_i.to(device), c)
+            if f in second:
+                n_i, c = losses.spread_norms(train_set.oracle_d2(D))
+                norms.robust2[f] = (n_i.to(device), c)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     # directions and augmentation noise come from their own stream, so runs without them
@@ -261,13 +289,14 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
             # new random directions every epoch (§4.6.1), new noise for augmentation (eq. 44)
             dirs = {f: getattr(directions, f)(n, dir_gen, dtype=torch.float32).reshape(n, P).to(device)
                     for f in losses.families(phase.terms)}
+            d2O = {f: train_set.oracle_d2(dirs[f]) for f in losses.second_families(phase.terms)}
             noise = None
             if cfg.noise_sigma > 0:
                 noise = cfg.noise_sigma * torch.randn(n, P, generator=dir_gen).to(device)
             sums = {t: torch.zeros((), device=device) for t in phase.terms}
             chunks = torch.tensor_split(perm, cfg.batches)  # exactly cfg.batches batches
             for idx in chunks:
-                terms = losses.terms(model, train_set, idx, phase.terms, norms, dirs, noise, cfg.jacobian_weight)
+                terms = losses.terms(model, train_set, idx, phase.terms, norms, dirs, noise, cfg.jacobian_weight, d2O)
                 loss = sum(terms.values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

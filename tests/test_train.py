@@ -128,3 +128,67 @@ def test_new_options_are_validated_and_leave_old_keys_alone():
         TrainConfig(jacobian_weight=-1.0)
     assert TrainConfig().key() != TrainConfig(noise_sigma=0.05).key()
     assert TrainConfig(jacobian_weight=1.0).key() == TrainConfig().key()
+
+
+def test_second_order_robust_term_matches_torch_func_and_eq_51(ds):
+    """R2_low (§5.4): the network's d2N/dD2 against nested torch.func jvps in float64, the
+    oracle's d2O/dD2 of the training path (float32 tangent data) against oracle.expand on
+    freshly rendered float64 images."""
+    from torch.func import jvp
+    from cubelib import directions, oracle, render
+    m = train.jets.MLP((8, 8), generator=torch.Generator().manual_seed(1)).double()
+    dd = train.DeviceData(ds.train, 2, "cpu", dtype=torch.float64, oracle_gradients=True, tangent=True)
+    n = len(ds.train)
+    D = directions.mid(n, torch.Generator().manual_seed(5), dtype=torch.float64).reshape(n, -1)
+    d2O = dd.oracle_d2(D)
+    V = ds.train.vertices[:6]
+    ref = oracle.expand(V, render.render(V, order=2), D[:6].reshape(6, 1, 41, 41), order=2).d2O[:, 0]
+    # the data set stores images in float32 and H is a finite difference: agreement to ~1e-5
+    assert torch.allclose(d2O[:6], ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    norms = losses.Norms.from_dataset(ds)
+    norms.robust = {"mid": losses.robust_norms(dd.grad_O, D)}
+    n_i, c = losses.spread_norms(d2O)
+    norms.robust2 = {"mid": (n_i.double(), c)}
+    idx = torch.arange(6)
+    t = losses.terms(m, dd, idx, ("E0", "E1", "R_mid", "R2_mid"), norms, {"mid": D}, d2O={"mid": d2O})
+
+    def dN(x):  # first derivative along D
+        return jvp(m, (x,), (D[idx],))[1]
+
+    d2N = jvp(dN, (dd.x[idx],), (D[idx],))[1]
+    direct = (((d2N - d2O[idx]) / n_i.double()) ** 2).sum(1).mean() / c**2
+    assert torch.allclose(t["R2_mid"], direct, rtol=1e-10)
+    # the first-order term is unchanged by the extra rows the second-order pair adds
+    t1 = losses.terms(m, dd, idx, ("E0", "E1", "R_mid"), norms, {"mid": D})
+    assert torch.allclose(t["R_mid"], t1["R_mid"], rtol=1e-12) and torch.allclose(t["E1"], t1["E1"], rtol=1e-12)
+
+
+def test_second_order_training_with_e2_and_r2_resumes_exactly(ds, tmp_path):
+    cfg = TrainConfig(hidden=(16, 8), phases=(Phase(2, 1e-3, ("E0", "E1", "R_low", "R2_low")),
+                                              Phase(1, 1e-4, ("E0", "E1", "E2"))), batches=4, eval_every=1)
+    assert cfg.order == 2 and cfg.robust2
+    full = train.train(cfg, ds, progress=False)
+    assert full.curves["R2_low"][0] is not None and full.curves["E2"][2] is not None
+    ck = tmp_path / "r2.pt"
+    train.train(cfg, ds, checkpoint=ck, progress=False, until_epoch=1)
+    rest = train.train(cfg, ds, checkpoint=ck, progress=False)
+    for p, q in zip(full.model.parameters(), rest.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_n_ij_rules(ds):
+    """Rotation pairs get avg ||d2C||; the others avg ||d2I|| / r ("scaled") or its inverse
+    ("printed"), r being the rotation pairs' average ||d2I||."""
+    from cubelib.geometry import PAIRS
+    scaled = losses.second_order_norms(ds.train.target_d2, ds.train.d2, "scaled")
+    printed = losses.second_order_norms(ds.train.target_d2, ds.train.d2, "printed")
+    rot = torch.tensor([j < 3 for _, j in PAIRS])
+    img = ds.train.d2.flatten(2).double().norm(dim=-1).mean(0)
+    assert torch.allclose(scaled[rot], ds.train.target_d2.norm(dim=-1).mean(0)[rot])
+    assert torch.allclose(scaled[~rot], img[~rot] / img[rot].mean(), rtol=1e-6)
+    assert torch.allclose(scaled[~rot] * printed[~rot], torch.ones(15, dtype=torch.float64), rtol=1e-12)
+    with pytest.raises(ValueError, match="n_ij rule must be one of"):
+        losses.second_order_norms(ds.train.target_d2, ds.train.d2, "other")
+    with pytest.raises(ValueError, match="n_ij_rule must be one of"):
+        TrainConfig(n_ij_rule="inverse")
+    assert TrainConfig(n_ij_rule="scaled").key() == TrainConfig().key()
