@@ -38,3 +38,22 @@ BEST_GAUSSIAN_V_MAX = 17.0
 GAUSSIAN_INVARIANCE_TAKES_OVER = 0.1  # "starting at sigma = 0.1, invariance attacks become dominant"
 BEST_JACOBIAN_V_MAX = 18.0
 GRADIENT_COSINE = 0.7  # §4.6.1: average scalar product of two normalised network gradients
+
+# Section 5, keyed by L as above.
+# Table 6: second-derivative training, e in % (training, test).
+TABLE6 = {256: (0.111, 0.112), 512: (0.044, 0.046), 1024: (0.017, 0.021), 2048: (0.013, 0.018)}
+ACCURACY_GAIN_VS_CONVENTIONAL = 25  # §5.2: "increased by a factor of 25 compared to standard training"
+ACCURACY_GAIN_VS_FIRST = 4  # "and by a factor of 4 compared to first-order training"
+# Table 7: second-order robust training, test (e, v_max) in %.
+TABLE7 = {256: (22.9, 20.4), 512: (14.9, 17.0), 1024: (8.42, 13.0), 2048: (6.21, 11.2), "deep": (4.71, 7.20)}
+# Table 8: the same + one epoch of E0 + E1: (training, test) for e, v_max, v_sen, v_inv.
+TABLE8 = {
+    256: {"e": (12.7, 12.7), "v_max": (22.4, 22.4), "v_sen": (20.7, 20.7), "v_inv": (19.6, 19.6)},
+    512: {"e": (5.59, 5.62), "v_max": (18.8, 18.9), "v_sen": (18.4, 18.5), "v_inv": (16.3, 16.4)},
+    1024: {"e": (1.90, 1.92), "v_max": (14.1, 14.2), "v_sen": (14.1, 14.1), "v_inv": (12.7, 12.7)},
+    2048: {"e": (1.20, 1.23), "v_max": (12.0, 12.1), "v_sen": (12.0, 12.1), "v_inv": (11.0, 11.1)},
+    "deep": {"e": (0.69, 0.73), "v_max": (7.50, 7.58), "v_sen": (7.48, 7.55), "v_inv": (7.22, 7.29)},
+}
+ROTATION_D2_TARGET_NORM = 1  # §5.2: n_ij = avg ||d2O|| of the rotation pairs "are close to 1"
+SECOND_ORDER_SHARE_OF_CORRECTION = 1 / 20  # §5.4: d2O contributes "up to 1/20 of the correction" (sigma <= 0.25)
+NOISE_MANIFOLD_DIAMETER = 10  # §5.4: at sigma = 0.25 the noise norm is ~10, "roughly the diameter of the manifold"
