@@ -195,3 +195,40 @@ def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bo
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, path)
     return out
+
+
+def best_gaussian(preset: str, device="cpu", compute: bool = True):
+    """(sigma, experiment) of the Gaussian augmentation sweep with the lowest test v_max: the
+    "best result of Gaussian augmentation" the paper compares against (N_.095 in Figs. 9-10)."""
+    from . import experiments
+    p = experiments.ROBUST_PRESETS[preset]
+    best = None
+    for s in p["sigmas"]:
+        exp = experiments.robust_experiment(preset, "gaussian", p["sweep_width"], s)
+        res = experiments.run(exp, device=device, progress=False) if compute else experiments.load(exp)
+        if res is None:
+            return None
+        if best is None or res["metrics"]["v_max_test"] < best[0]:
+            best = (res["metrics"]["v_max_test"], s, exp)
+    return best[1], best[2]
+
+
+def figure_networks(preset: str, device="cpu") -> dict:
+    """The networks of Figs. 9-10 at `preset`: first- (I) and second-order (II) robust training
+    of the preset's largest robust recipe (quick: L = 128 with R_high; paper: the 20M network),
+    each with and without the trade-off epoch, and the best Gaussian augmentation (N)."""
+    from . import experiments
+    p = experiments.ROBUST_PRESETS[data_preset(preset)]
+    kind, width = ("deep", p["deep_width"]) if p["deep_width"] else ("high", p["high_width"])
+    nets = {}
+    for order, prefix in (("I", "robust"), ("II", "robust2")):
+        nets[order] = experiments.robust_experiment(preset, f"{prefix}-{kind}", width)
+        nets[f"{order} + E0+E1 epoch"] = experiments.robust_experiment(preset, f"{prefix}-{kind}-tradeoff", width)
+    sigma, exp = best_gaussian(preset, device)
+    nets[f"N {sigma:g}"] = exp
+    return nets
+
+
+def data_preset(preset: str) -> str:
+    from . import data
+    return data.check_preset(preset)

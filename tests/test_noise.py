@@ -1,0 +1,51 @@
+"""Noisy images and the oracle's answer for them (eq. 52) against the nonlinear oracle."""
+import math
+
+import pytest
+import torch
+
+from cubelib import data, noise
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    cfg = data.DatasetConfig(n_train=8, n_test=6, order=2, storage="float64")
+    return data.load(cfg, cache_dir=tmp_path_factory.mktemp("c"), progress=False).test
+
+
+def test_no_noise_changes_nothing(split):
+    no = noise.noisy_oracle(split, 0.0, 4, nonlinear=False)
+    assert torch.equal(no.target_eq52, no.target_clean) and torch.equal(no.target_first, no.target_clean)
+    assert torch.allclose(no.grad_O_corrected, no.grad_O_clean, rtol=0, atol=1e-6 * no.grad_O_clean.abs().max())
+
+
+def test_eq_52_is_second_order_accurate_against_the_nonlinear_oracle(split):
+    """Halving sigma divides the first-order answer's error by ~4 and eq. (52)'s by ~8."""
+    D = torch.ones(9, dtype=torch.float64)
+    gaps = {}
+    for s in (4e-3, 2e-3):
+        no = noise.noisy_oracle(split, s, 4, seed=3)
+        assert bool(no.converged.all())
+        gaps[s] = (noise.oracle_gap(no.target_first, no.target_nonlinear, D),
+                   noise.oracle_gap(no.target_eq52, no.target_nonlinear, D),
+                   noise.oracle_gap(no.target_eq52, no.target_clean, D))
+    first = math.log2(gaps[4e-3][0] / gaps[2e-3][0])
+    second = math.log2(gaps[4e-3][1] / gaps[2e-3][1])
+    assert 1.8 < first < 2.2 and 2.7 < second < 3.3, (first, second)
+    assert 0.9 < gaps[4e-3][2] / gaps[2e-3][2] / 2 < 1.1  # the correction itself is linear in sigma
+
+
+def test_standard_noise_is_shared_across_sigmas(split):
+    a = noise.noisy_oracle(split, 0.1, 3, seed=7, nonlinear=False)
+    b = noise.noisy_oracle(split, 0.2, 3, seed=7, nonlinear=False)
+    clean = split.image[:3].double()
+    assert torch.allclose(2 * (a.image - clean), b.image - clean)
+
+
+def test_bad_input(split):
+    with pytest.raises(ValueError, match="sigma must be in"):
+        noise.noisy_oracle(split, -0.1, 2)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        noise.noisy_oracle(split, 0.1, 0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        noise.sweep("huge", {})
