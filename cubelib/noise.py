@@ -197,6 +197,20 @@ def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bo
     return out
 
 
+def cached_sweep(preset: str):
+    """The sweep of the preset's figure networks if its result file exists (nothing is
+    computed; None when a network or the sweep is missing)."""
+    from . import experiments
+    found = best_gaussian(preset, compute=False)
+    if found is None:
+        return None
+    nets = figure_networks(preset, gaussian=found[1])
+    if any(experiments.load(e) is None for e in nets.values()):
+        return None
+    path = experiments.results_dir() / f"noise-{preset}-{sweep_key(preset, nets)}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def best_gaussian(preset: str, device="cpu", compute: bool = True):
     """(sigma, experiment) of the Gaussian augmentation sweep with the lowest test v_max: the
     "best result of Gaussian augmentation" the paper compares against (N_.095 in Figs. 9-10)."""
@@ -213,7 +227,7 @@ def best_gaussian(preset: str, device="cpu", compute: bool = True):
     return best[1], best[2]
 
 
-def figure_networks(preset: str, device="cpu") -> dict:
+def figure_networks(preset: str, device="cpu", gaussian=None) -> dict:
     """The networks of Figs. 9-10 at `preset`: first- (I) and second-order (II) robust training
     of the preset's largest robust recipe (quick: L = 128 with R_high; paper: the 20M network),
     each with and without the trade-off epoch, and the best Gaussian augmentation (N)."""
@@ -224,8 +238,9 @@ def figure_networks(preset: str, device="cpu") -> dict:
     for order, prefix in (("I", "robust"), ("II", "robust2")):
         nets[order] = experiments.robust_experiment(preset, f"{prefix}-{kind}", width)
         nets[f"{order} + E0+E1 epoch"] = experiments.robust_experiment(preset, f"{prefix}-{kind}-tradeoff", width)
-    sigma, exp = best_gaussian(preset, device)
-    nets[f"N {sigma:g}"] = exp
+    if gaussian is None:
+        sigma, gaussian = best_gaussian(preset, device)
+    nets[f"N {gaussian.train.noise_sigma:g}"] = gaussian
     return nets
 
 

@@ -101,11 +101,68 @@ def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dic
     return rows
 
 
+def capacity_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
+    """The abstract's "can be further improved by simply increasing the network capacity"."""
+    p = experiments.ROBUST_PRESETS[preset]
+    found = []
+    for w in p["widths"]:
+        exp = experiments.robust_experiment(preset, "robust", w)
+        res = experiments.run(exp, device=device) if compute else experiments.load(exp)
+        found.append(None if res is None else (w, res["metrics"]["v_max_test"], res["metrics"]["e_test"]))
+    ours = None if None in found else " -> ".join(f"{v:.1f} / {e:.1f} (L = {w})" for w, v, e in found)
+    t3 = paper.TABLE3
+    theirs = " -> ".join(f"{t3[w][1]} / {t3[w][0]} ({paper.WEIGHTS_MILLIONS[w]}M)" for w in (256, 2048)) + \
+        f" -> {t3['deep'][1]} / {t3['deep'][0]} (20M)"
+    return [_row("capacity: robust training's test v_max / e (%) as the network grows", theirs, ours, preset,
+                 "robustness")]
+
+
+def second_order_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
+    from . import noise
+    W = max(experiments.ACCURACY_PRESETS[preset]["widths"])
+    res = {}
+    for m in ("conventional", "first", "second"):
+        exp = experiments.accuracy_experiment(preset, m, W)
+        r = experiments.run(exp, device=device) if compute else experiments.load(exp)
+        res[m] = None if r is None else r["metrics"]["e_test"]
+    t6 = paper.TABLE6.get(W)
+    ref6 = t6[1] if t6 else f"{paper.TABLE6[256][1]} (0.6M)"
+    ratio = lambda a, b: None if res[a] is None or res[b] is None else round(res[a] / res[b], 2)
+    chapter = "second order"
+    rows = [
+        _row(f"test e (%), second derivatives, L = {W}", ref6, None if res["second"] is None else round(res["second"], 3),
+             preset, chapter),
+        _row(f"accuracy gain of second-derivative over conventional training, L = {W}",
+             paper.ACCURACY_GAIN_VS_CONVENTIONAL, ratio("conventional", "second"), preset, chapter),
+        _row(f"accuracy gain of second- over first-derivative training, L = {W}",
+             paper.ACCURACY_GAIN_VS_FIRST, ratio("first", "second"), preset, chapter),
+    ]
+    p = experiments.ROBUST_PRESETS[preset]
+    kind, width = ("deep", p["deep_width"]) if p["deep_width"] else ("high", p["high_width"])
+    exp = experiments.robust_experiment(preset, f"robust2-{kind}-tradeoff", width)
+    r = experiments.run(exp, device=device) if compute else experiments.load(exp)
+    t8 = paper.TABLE8["deep"]
+    rows.append(_row(f"second-order robust training + R_high, trade-off adjusted, L = {width}: test e / v_max (%)",
+                     f"{t8['e'][1]} / {t8['v_max'][1]} (20M)",
+                     None if r is None else f"{r['metrics']['e_test']:.2f} / {r['metrics']['v_max_test']:.1f}",
+                     preset, chapter))
+    sweep = noise.sweep(preset, noise.figure_networks(preset, device), device=device, progress=False) if compute \
+        else noise.cached_sweep(preset)
+    if sweep is not None:
+        grow = {k: v[-1]["v_max_corrected"] - v[0]["v_max_corrected"] for k, v in sweep["networks"].items()}
+        top = sweep["sigmas"][-1]
+        rows.append(_row(f"v_max growth from sigma = 0 to {top:g} (points): first- vs second-order robust",
+                         "II much more stable than I (Fig. 10)", f"{grow['I']:+.1f} vs {grow['II']:+.1f}",
+                         preset, chapter))
+    return rows
+
+
 def rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     """All rows; with compute=False, missing results show as None instead of being computed."""
     data.check_preset(preset)
     return rendering_rows(preset, compute) + accuracy_rows(preset, compute, device) + \
-        robustness_rows(preset, compute, device)
+        robustness_rows(preset, compute, device) + capacity_rows(preset, compute, device) + \
+        second_order_rows(preset, compute, device)
 
 
 def markdown(table: list[dict]) -> str:
