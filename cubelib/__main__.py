@@ -72,6 +72,13 @@ def main(argv=None) -> int:
                 vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
                 print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
                       f"{res['provenance']['train_seconds']:.0f} s on {res['provenance']['device']}", flush=True)
+        if a.chapter == "second-order" and not a.only and \
+                (a.time_limit is None or time.monotonic() - started < a.time_limit):
+            from . import noise  # Figs. 9-10: the networks under noise, against the oracle
+            sweep = noise.sweep(a.preset, noise.figure_networks(a.preset, device), device=device)
+            for label, rows in sweep["networks"].items():
+                print(f"noise sweep, {label}: v_max " + ", ".join(
+                    f"{r['v_max_corrected']:.1f}" for r in rows) + f" % at sigma = {sweep['sigmas']}")
     elif a.command == "summary":
         rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
         json.dump(rows, sys.stdout, indent=1)
