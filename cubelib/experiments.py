@@ -248,7 +248,7 @@ SECOND_PRESETS = {
     # long_epochs: first- and second-derivative training once more with this many epochs
     # at the largest width (is it the schedule that holds second-order training back?)
     "smoke": dict(printed_width=16, long_epochs=6),
-    "quick": dict(printed_width=128, long_epochs=450),
+    "quick": dict(printed_width=128, long_epochs=300),
     "paper": dict(printed_width=None, long_epochs=None),
 }
 
