@@ -11,7 +11,6 @@ the check.
     python scripts/check_training_equivalence.py OLD_COMMIT [--preset quick] [--rehash]
 """
 import argparse
-import datetime
 import json
 import subprocess
 import sys
@@ -102,6 +101,8 @@ def main() -> int:
         print("the working tree trains differently from", old[:12])
         return 1
     if args.rehash:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from rehash_results import relabel
         for path in sorted((ROOT / "results").glob("*.json")):
             r = json.loads(path.read_text())
             prov = r.get("provenance", {})
@@ -111,13 +112,8 @@ def main() -> int:
             if git("diff", "--quiet", commit, old, "--", *HASHED).returncode != 0:
                 print(f"{path.name}: made by code other than {old[:12]}; left alone")
                 continue
-            prov["source_hash_note"] = (
-                f"hash {prov.get('source_hash')} replaced by {current} on {datetime.date.today()}: "
-                f"scripts/check_training_equivalence.py found HEAD's training bit-identical to {old[:12]}'s "
-                f"for every {args.preset} recipe")
-            prov["source_hash"] = current
-            path.write_text(json.dumps(r, indent=1))
-            print(f"{path.name}: hash updated")
+            relabel(path, r, current, f"scripts/check_training_equivalence.py found HEAD's training "
+                                      f"bit-identical to {old[:12]}'s for every {args.preset} recipe")
     return 0
 
 

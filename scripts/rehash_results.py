@@ -48,13 +48,17 @@ def main(root: Path) -> int:
         if not same_code(prov["git_commit"]):
             print(f"{path.name}: made by other code (commit {prov['git_commit'][:12]}); rerun it")
             continue
-        prov["source_hash_note"] = (f"hash {prov.get('source_hash')} replaced by {current} on "
-                                    f"{datetime.date.today()}: the hashed sources are identical at "
-                                    f"{prov['git_commit'][:12]} and {head[:12]}")
-        prov["source_hash"] = current
-        path.write_text(json.dumps(result, indent=1))
-        print(f"{path.name}: hash updated ({prov['source_hash_note']})")
+        relabel(path, result, current, f"the hashed sources are identical at {prov['git_commit'][:12]} and {head[:12]}")
     return 0
+
+
+def relabel(path: Path, result: dict, current: str, why: str):
+    """Give a result the current code hash, keeping the old one and the reason in its provenance."""
+    prov = result["provenance"]
+    prov["source_hash_note"] = f"hash {prov.get('source_hash')} replaced by {current} on {datetime.date.today()}: {why}"
+    prov["source_hash"] = current
+    path.write_text(json.dumps(result, indent=1))
+    print(f"{path.name}: hash updated ({why})")
 
 
 if __name__ == "__main__":
