@@ -4,6 +4,7 @@
     python -m cubelib run accuracy --preset paper --device cuda [--time-limit 1500]
     python -m cubelib run robustness --preset quick [--only gaussian]
     python -m cubelib run second-order --preset quick [--only robust2]
+    python -m cubelib run baselines --preset quick [--only gradreg]
     python -m cubelib summary --preset quick [--no-compute]
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from . import data, experiments, summary
 
 CHAPTERS = {"accuracy": experiments.accuracy_experiments, "robustness": experiments.robust_experiments,
-            "second-order": experiments.second_order_experiments}
+            "second-order": experiments.second_order_experiments, "baselines": experiments.baseline_experiments}
 
 
 def _device(name: str) -> str:

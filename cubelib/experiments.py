@@ -275,6 +275,83 @@ def second_order_experiments(preset: str) -> list[Experiment]:
 
 
 # --------------------------------------------------------------------------------------
+# Presets of the baselines chapter: papers 002-004 under the oracle's metrics
+
+# method -> (regulariser term or None, TrainConfig fields); the strength goes to
+# baseline_weight, or to adversarial_eps for fast AT
+BASELINE_METHODS = {
+    "ibp-loss-l1": ("IBP_loss", dict(baseline_norm="l1")),  # 002, Loss IBP, its default r = 1
+    "ibp-loss-l2": ("IBP_loss", dict(baseline_norm="l2")),
+    "ibp-pred": ("IBP_pred", dict(baseline_norm="l1")),  # 002, Prediction IBP
+    "tangent-bp": ("TBP", dict(baseline_norm="l1")),  # 002, (original) Tangent BP
+    "fast-at": (None, {}),  # 002, fast adversarial training
+    "jr": ("JR", dict(n_proj=1)),  # 003, Algorithm 1 with one projection
+    "jr-exact": ("JR", dict(n_proj=0)),  # 003, the exact Frobenius norm
+    "gradreg-l1": ("GR", dict(baseline_norm="l1")),  # 004, eq. (11)
+    "gradreg-l2": ("GR", dict(baseline_norm="l2")),
+    "gradreg-linf": ("GR", dict(baseline_norm="linf")),
+}
+
+# strengths of each method's sweep, decades around m = 10^round(log10(E0 / term)) on the
+# conventionally trained L = 128 network (the term at weight 1; measured once, see the
+# chapter): m / 10, m, 10 m, 100 m, since a regulariser that only matches E0 at the start
+# barely moves a network.  Fast AT: eps in pixel units, 1e-4 to 1e-1 (a sign perturbation of
+# norm 41 eps: 0.004 to 4.1, the latter that of noise with sigma = 0.1)
+BASELINE_STRENGTHS = {
+    "ibp-loss-l1": (1e-4, 1e-3, 1e-2, 1e-1), "ibp-loss-l2": (1e-3, 1e-2, 1e-1, 1.0),
+    "ibp-pred": (1e-4, 1e-3, 1e-2, 1e-1), "tangent-bp": (1e-5, 1e-4, 1e-3, 1e-2),
+    "fast-at": (1e-4, 1e-3, 1e-2, 1e-1), "jr": (1e-5, 1e-4, 1e-3, 1e-2), "jr-exact": (1e-5, 1e-4, 1e-3, 1e-2),
+    "gradreg-l1": (1e-5, 1e-4, 1e-3, 1e-2), "gradreg-l2": (1e-4, 1e-3, 1e-2, 1e-1),
+    "gradreg-linf": (1e-3, 1e-2, 1e-1, 1.0),
+}
+
+BASELINE_PRESETS = {
+    "smoke": dict(width=16, epochs=4, low_lr_epochs=1, batches=4, eval_every=1, sweep=(2,)),
+    # quick: the robustness chapter's sweep network and schedule, so its rows sit next to the
+    # universal robust, Gaussian and Jacobian (§4.6.3) networks of Tables 3-5
+    "quick": dict(width=128, epochs=150, low_lr_epochs=15, batches=42, eval_every=10, sweep=(0, 1, 2, 3)),
+    "paper": dict(width=1024, epochs=2000, low_lr_epochs=50, batches=42, eval_every=20, sweep=(0, 1, 2, 3)),
+}
+
+
+def baseline_experiment(preset: str, method: str, strength: float, width: int | None = None,
+                        seed: int = 0) -> Experiment:
+    """One network trained by a method of papers 002-004 (BASELINE_METHODS) at `strength`
+    (beta, lambda_JR, c, or eps for fast AT): E0 + the method's term on 1681-L-L-L-128-9 with
+    the conventional schedule (the preset's epochs, the last ones at lr 1e-4)."""
+    p = BASELINE_PRESETS[data.check_preset(preset)]
+    if method not in BASELINE_METHODS:
+        raise ValueError(f"unknown baseline method {method!r}; allowed: {', '.join(BASELINE_METHODS)}")
+    if not (isinstance(strength, (int, float)) and strength > 0):
+        raise ValueError(f"strength of {method!r} must be > 0, got {strength!r}")
+    if method == "fast-at" and strength > 1:
+        raise ValueError(f"fast-at strength is eps in pixel units and must be in (0, 1], got {strength!r}")
+    width = p["width"] if width is None else width
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    term, fields = BASELINE_METHODS[method]
+    terms = ("E0",) if term is None else ("E0", term)
+    extra = dict(fields, **({"adversarial_eps": float(strength)} if term is None else
+                            {"baseline_weight": float(strength)}))
+    high, low = p["epochs"] - p["low_lr_epochs"], p["low_lr_epochs"]
+    cfg = TrainConfig(hidden=(width, width, width, 128), phases=(Phase(high, 1e-3, terms), Phase(low, 1e-4, terms)),
+                      batches=p["batches"], seed=seed, eval_every=p["eval_every"], **extra)
+    return Experiment(name=f"baseline-{preset}-{method}-{strength:g}-L{width}",
+                      data=data.dataset_config(preset, order=1), train=cfg)
+
+
+def baseline_sweep(preset: str, method: str) -> list[Experiment]:
+    """The strengths of `method` swept at `preset`."""
+    p = BASELINE_PRESETS[data.check_preset(preset)]
+    return [baseline_experiment(preset, method, BASELINE_STRENGTHS[method][i]) for i in p["sweep"]]
+
+
+def baseline_experiments(preset: str) -> list[Experiment]:
+    """Every experiment of the baselines chapter at `preset`."""
+    return [e for m in BASELINE_METHODS for e in baseline_sweep(preset, m)]
+
+
+# --------------------------------------------------------------------------------------
 # Running
 
 def _git_commit() -> str:
@@ -304,8 +381,9 @@ def training_source_hash() -> str:
     random directions, oracle gradients and vulnerabilities, and this file's evaluation
     functions (not its presets, so adding an experiment does not flag the stored ones)."""
     import inspect
-    from . import directions, geometry, jets, losses, oracle, robustness
-    h = hashlib.sha256(data.source_hash(jets, losses, train, directions, geometry, oracle, robustness).encode())
+    from . import baselines, directions, geometry, jets, losses, oracle, robustness
+    h = hashlib.sha256(data.source_hash(jets, losses, train, directions, geometry, oracle, robustness,
+                                        baselines).encode())
     for f in (evaluate, _evaluate, input_gradient_norm):
         h.update(inspect.getsource(f).encode())
     h.update(str(VUL_IMAGES).encode())

@@ -10,6 +10,11 @@ second derivatives x_ab, every pre-activation z(nu) = W y(nu) + b obeys
 
 so all 1 + K + P rows go through each weight matrix as one matmul, and the nonlinearity is
 elementwise.  The backward pass is ordinary autograd through these few lines.
+
+`pullback` is the reverse-mode twin used by the baselines (papers 002-004), which regularise
+input gradients: v^T dN/dx = v^T W_L S_{L-1} W_{L-1} ... S_1 W_1 with S_k = diag(s'(z_k)),
+M vectors per sample as M rows of each matmul.  It is ordinary differentiable tensor code, so
+autograd gives its gradient in the weights ("double backpropagation") without a second graph.
 """
 from __future__ import annotations
 
@@ -55,6 +60,28 @@ class MLP(nn.Module):
             if k < len(self.weights) - 1:
                 x = torch.sigmoid(x)
         return x
+
+    def pullback(self, x: torch.Tensor):
+        """Forward pass that keeps what the vector-Jacobian product needs.
+
+        x [B, n] -> (y [B, m], pull) with pull(v [B, M, m]) = v^T dN/dx [B, M, n], M output
+        covectors per sample; differentiable in the weights and in v."""
+        slopes = []
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = x @ w.T + b
+            if k < last:
+                x = torch.sigmoid(x)
+                slopes.append(x * (1 - x))
+
+        def pull(v: torch.Tensor) -> torch.Tensor:
+            for k in range(last, -1, -1):
+                v = v @ self.weights[k]
+                if k > 0:
+                    v = v * slopes[k - 1][:, None]
+            return v
+
+        return x, pull
 
     def jet(self, x: torch.Tensor, d1: torch.Tensor | None = None, d2: torch.Tensor | None = None,
             pairs: list[tuple[int, int]] | None = None):

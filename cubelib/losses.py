@@ -11,6 +11,9 @@ R2_f (§5.4):  sum_i (d2N_i/dD2 - d2O_i/dD2)^2 / n_i^2 / c^2 (the paper's R^II_f
               n_i and c as for R_f, from d2O/dD2
 J_f (§4.6.3): sum_i (dN_i/dD)^2, the same directions with the oracle term dropped: Jacobian
               regularisation, weighted by TrainConfig.jacobian_weight (the paper's c^2)
+IBP_loss, IBP_pred, TBP, JR, GR: the baselines of papers 002-004 (see baselines.py),
+              weighted by TrainConfig.baseline_weight; fast adversarial training (002) is
+              TrainConfig.adversarial_eps, which moves E0 to the adversarial images
 
 The paper sums over the training set; we average over the batch, which only rescales the
 gradient by a constant per batch (Adam is invariant to that).
@@ -21,9 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
+from . import baselines
 from .geometry import PAIRS
 
 FAMILIES = ("low", "mid", "high")
+BASELINE_TERMS = ("IBP_loss", "IBP_pred", "TBP", "JR", "GR")
 
 
 N_IJ_RULES = ("scaled", "printed")
@@ -102,13 +107,17 @@ def robust_norms(grad_O: torch.Tensor, D: torch.Tensor) -> tuple[torch.Tensor, f
 
 
 def terms(model, batch_data, idx, which, norms: Norms, dirs: dict | None = None, noise=None,
-          jacobian_weight: float = 1.0, d2O: dict | None = None) -> dict:
+          jacobian_weight: float = 1.0, d2O: dict | None = None, baseline_weight: float = 1.0,
+          baseline_norm: str = "l1", projections: torch.Tensor | None = None,
+          adversarial_eps: float = 0.0) -> dict:
     """The requested cost terms on rows `idx` of `batch_data` (a train.DeviceData).
 
     dirs: family -> directions [N, P] of this epoch (for R_f, R2_f, J_f); d2O: family ->
     the oracle's d2O/dD2 [N, 9] along them (for R2_f); noise: [N, P] added to the images
-    for E0 (Gaussian augmentation, eq. 44)."""
-    want1 = "E1" in which or "E2" in which
+    for E0 (Gaussian augmentation, eq. 44); projections: [N, n_proj, 9] unit output vectors
+    of this epoch for JR (None: the exact Frobenius norm); adversarial_eps > 0: E0 on 002's
+    fast adversarial images instead of the clean ones."""
+    want1 = "E1" in which or "E2" in which or "TBP" in which
     want2 = "E2" in which
     fams = families(which)
     fams2 = second_families(which)
@@ -127,8 +136,37 @@ def terms(model, batch_data, idx, which, norms: Norms, dirs: dict | None = None,
     if fams2:
         parts.append(h.new_zeros(len(idx), len(fams2), h.shape[-1]))
         pairs += [(K + fams.index(f), K + fams.index(f)) for f in fams2]
-    y, y1, y2 = model.jet_rows(torch.cat(parts, 1), K + len(fams), pairs or None)
-    out = {"E0": ((y - batch_data.target[idx]) ** 2).sum(-1).mean() / norms.n**2}
+    target = batch_data.target[idx]
+    if adversarial_eps > 0:  # 002's fast adversarial training: only the adversarial loss
+        h = torch.cat([baselines.adversarial_images(model, h[:, 0], target, norms.n, adversarial_eps)[:, None],
+                       h[:, 1:]], 1)
+        parts[0] = h
+    # the input-gradient baselines need the reverse pass; when nothing else needs the
+    # extended one, its forward pass gives E0 too
+    pull = None
+    if any(t in which for t in ("IBP_loss", "IBP_pred", "JR", "GR")):
+        y_pull, pull = model.pullback(h[:, 0])
+    if pull is not None and len(parts) == 1 and K == 0:
+        y, y1, y2 = y_pull, None, None
+    else:
+        y, y1, y2 = model.jet_rows(torch.cat(parts, 1), K + len(fams), pairs or None)
+    out = {"E0": ((y - target) ** 2).sum(-1).mean() / norms.n**2}
+    w = baseline_weight
+    if "IBP_loss" in which:
+        out["IBP_loss"] = w * baselines.penalty(baselines.loss_gradient(y_pull, pull, target, norms.n),
+                                                baseline_norm).mean()
+    if "IBP_pred" in which:  # the outputs' derivative along the (constant) loss gradient
+        g = baselines.loss_gradient(y_pull, pull, target, norms.n).detach()
+        _, along, _ = model.jet_rows(torch.stack([h[:, 0], g], 1), 1)
+        out["IBP_pred"] = w * baselines.penalty(along[:, 0] / norms.n, baseline_norm).mean()
+    if "TBP" in which:
+        out["TBP"] = w * baselines.tangent_bp(y1[:, :6], norms.n_i, baseline_norm).mean()
+    if "JR" in which:
+        proj = None if projections is None else projections[idx]
+        out["JR"] = w / 2 * baselines.jacobian_frobenius(y_pull, pull, norms.n, proj).mean()
+    if "GR" in which:
+        out["GR"] = w * baselines.vector_norm(baselines.error_gradient(y_pull, pull, target, norms.n),
+                                              baseline_norm).mean()
     if "E1" in which:
         per = ((y1[:, :6] - batch_data.target_d1[idx]) ** 2).sum(-1).mean(0)  # [6]
         out["E1"] = (per / norms.n_i**2).sum()

@@ -20,12 +20,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import data, directions, jets, losses, robustness
+from . import baselines, data, directions, jets, losses, robustness
 from .geometry import PAIRS
 
 # v_max of the learning curves: on this many test images at every evaluation point
 CURVE_VUL_IMAGES = 128
-TERMS = ("E0", "E1", "E2", "R_low", "R_mid", "R_high", "R2_low", "R2_mid", "R2_high", "J_low", "J_mid", "J_high")
+TERMS = ("E0", "E1", "E2", "R_low", "R_mid", "R_high", "R2_low", "R2_mid", "R2_high", "J_low", "J_mid", "J_high",
+         *losses.BASELINE_TERMS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ class TrainConfig:
     noise_sigma: float = 0.0  # Gaussian augmentation (eq. 44): fresh noise on the images each epoch
     jacobian_weight: float = 1.0  # weight of the J_f terms (the paper's c^2)
     n_ij_rule: str = "scaled"  # normalisation of E2 (losses.second_order_norms)
+    # the baselines of papers 002-004 (baselines.py): the weight of their term (beta, lambda_JR,
+    # c), its norm, 003's random projections per image (0: the exact Frobenius norm), and
+    # 002's fast adversarial training (E0 on x + eps sign(grad_x E0) only, when eps > 0)
+    baseline_weight: float = 1.0
+    baseline_norm: str = "l1"
+    n_proj: int = 1
+    adversarial_eps: float = 0.0
 
     def __post_init__(self):
         if not self.phases:
@@ -73,6 +81,17 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.jacobian_weight must be >= 0, got {self.jacobian_weight!r}")
         if self.n_ij_rule not in losses.N_IJ_RULES:
             raise ValueError(f"TrainConfig.n_ij_rule must be one of {losses.N_IJ_RULES}, got {self.n_ij_rule!r}")
+        if not (isinstance(self.baseline_weight, (int, float)) and self.baseline_weight >= 0):
+            raise ValueError(f"TrainConfig.baseline_weight must be >= 0, got {self.baseline_weight!r}")
+        terms = {t for p in self.phases for t in p.terms}
+        allowed = baselines.NORMS if "GR" in terms or not terms & {"IBP_loss", "IBP_pred", "TBP"} else ("l1", "l2")
+        if self.baseline_norm not in allowed:
+            raise ValueError(f"TrainConfig.baseline_norm must be one of {allowed} for terms {sorted(terms)}, "
+                             f"got {self.baseline_norm!r}")
+        if not isinstance(self.n_proj, int) or not 0 <= self.n_proj <= 1000:
+            raise ValueError(f"TrainConfig.n_proj must be an integer in [0, 1000] (0: exact), got {self.n_proj!r}")
+        if not (isinstance(self.adversarial_eps, (int, float)) and 0 <= self.adversarial_eps <= 1):
+            raise ValueError(f"TrainConfig.adversarial_eps must be in [0, 1], got {self.adversarial_eps!r}")
 
     @property
     def families(self) -> list[str]:
@@ -97,7 +116,7 @@ class TrainConfig:
     def order(self) -> int:
         """Highest derivative order any phase trains."""
         terms = {t for p in self.phases for t in p.terms}
-        return 2 if "E2" in terms or self.robust2 else 1 if "E1" in terms else 0
+        return 2 if "E2" in terms or self.robust2 else 1 if terms & {"E1", "TBP"} else 0
 
     def key(self) -> str:
         # fields added after results were stored enter the key only when set, so existing
@@ -110,7 +129,8 @@ class TrainConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_LATER_FIELDS = {"noise_sigma": 0.0, "jacobian_weight": 1.0, "n_ij_rule": "scaled"}
+_LATER_FIELDS = {"noise_sigma": 0.0, "jacobian_weight": 1.0, "n_ij_rule": "scaled", "baseline_weight": 1.0,
+                 "baseline_norm": "l1", "n_proj": 1, "adversarial_eps": 0.0}
 
 
 @dataclass
@@ -258,6 +278,8 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
                 dir_gen.set_state(state["dir_generator"].cpu())
             curves, start, seconds = state["curves"], state["epoch"], state["seconds"]
             curves.setdefault("v_max_test", [])  # checkpoints from before the v_max curve
+            for t in TERMS:  # and from before the baselines' terms
+                curves.setdefault(t, [None] * len(curves["epoch"]))
 
     def snapshot(epoch):
         if checkpoint is not None:
@@ -293,10 +315,14 @@ def train(cfg: TrainConfig, ds: data.Dataset, device="cpu", checkpoint: Path | N
             noise = None
             if cfg.noise_sigma > 0:
                 noise = cfg.noise_sigma * torch.randn(n, P, generator=dir_gen).to(device)
+            projections = None  # 003's random output vectors, fresh for every image and epoch
+            if "JR" in phase.terms and cfg.n_proj > 0:
+                projections = baselines.unit_projections(n, cfg.n_proj, dir_gen).to(device)
             sums = {t: torch.zeros((), device=device) for t in phase.terms}
             chunks = torch.tensor_split(perm, cfg.batches)  # exactly cfg.batches batches
             for idx in chunks:
-                terms = losses.terms(model, train_set, idx, phase.terms, norms, dirs, noise, cfg.jacobian_weight, d2O)
+                terms = losses.terms(model, train_set, idx, phase.terms, norms, dirs, noise, cfg.jacobian_weight, d2O,
+                                     cfg.baseline_weight, cfg.baseline_norm, projections, cfg.adversarial_eps)
                 loss = sum(terms.values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

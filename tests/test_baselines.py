@@ -1,0 +1,241 @@
+"""The baselines of papers 002-004 against torch.func / autograd references in float64."""
+import dataclasses
+
+import pytest
+import torch
+from torch.func import functional_call, jacrev, jvp
+
+from cubelib import baselines, data, experiments, inputspace, jets, losses, train
+from cubelib.train import Phase, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def smoke_dataset(tmp_path_factory):
+    cfg = data.DatasetConfig(n_train=48, n_test=16, order=1)
+    return data.load(cfg, cache_dir=tmp_path_factory.mktemp("c"), progress=False)
+
+N_SCALE = 0.7  # stands in for n = avg ||C||
+
+
+def _net(inputs=1681, hidden=(12, 10, 8), seed=0):
+    return jets.MLP(hidden, inputs=inputs, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _jacobian(net, x):
+    """[B, 9, P] by torch.func.jacrev, one image at a time."""
+    return torch.stack([jacrev(lambda z: net(z[None])[0])(xi) for xi in x])
+
+
+def test_pullback_is_the_vector_jacobian_product():
+    net = _net()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 1681, generator=g, dtype=torch.float64)
+    v = torch.randn(3, 4, 9, generator=g, dtype=torch.float64)
+    y, pull = net.pullback(x)
+    assert torch.allclose(y, net(x), rtol=0, atol=1e-14)
+    ref = torch.einsum("bmo,bop->bmp", v, _jacobian(net, x))
+    assert torch.allclose(pull(v), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_loss_and_error_gradients_match_autograd():
+    net = _net()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 1681, generator=g, dtype=torch.float64)
+    C = torch.randn(4, 9, generator=g, dtype=torch.float64)
+    y, pull = net.pullback(x)
+    xr = x.clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad((((net(xr) - C) ** 2).sum(-1) / N_SCALE**2).sum(), xr)
+    assert torch.allclose(baselines.loss_gradient(y, pull, C, N_SCALE), ref, rtol=1e-12, atol=1e-15)
+    (ref,) = torch.autograd.grad(((net(xr) - C).norm(dim=-1) / N_SCALE).sum(), xr)
+    assert torch.allclose(baselines.error_gradient(y, pull, C, N_SCALE), ref, rtol=1e-12, atol=1e-15)
+
+
+def test_double_backprop_gradient_of_loss_ibp_matches_autograd():
+    """The weight gradient of Loss IBP through `pullback` equals the create_graph reference."""
+    net = _net()
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(5, 1681, generator=g, dtype=torch.float64)
+    C = torch.randn(5, 9, generator=g, dtype=torch.float64)
+    for norm in ("l1", "l2"):
+        y, pull = net.pullback(x)
+        ours = torch.autograd.grad(baselines.penalty(baselines.loss_gradient(y, pull, C, N_SCALE), norm).sum(),
+                                   list(net.parameters()))
+        xr = x.clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad((((net(xr) - C) ** 2).sum(-1) / N_SCALE**2).sum(), xr, create_graph=True)
+        pen = gx.abs().sum() if norm == "l1" else 0.5 * (gx**2).sum()
+        ref = torch.autograd.grad(pen, list(net.parameters()))
+        for a, b in zip(ours, ref):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_penalties_and_norms():
+    v = torch.tensor([[3.0, -4.0, 1.0]], dtype=torch.float64)
+    assert baselines.penalty(v, "l1").item() == 8.0
+    assert baselines.penalty(v, "l2").item() == 13.0
+    assert baselines.vector_norm(v, "l2").item() == pytest.approx(26**0.5)
+    assert baselines.vector_norm(v, "linf").item() == 4.0
+    with pytest.raises(ValueError, match="l1"):
+        baselines.penalty(v, "linf")
+    with pytest.raises(ValueError, match="norm must be one of"):
+        baselines.vector_norm(v, "l3")
+
+
+def test_exact_frobenius_and_the_projection_estimate():
+    """Eq. (6) exactly; eq. (7): C E|v.J|^2 over the unit sphere is ||J||_F^2 (mean of many
+    draws within 4 standard errors); the estimate's error falls as n_proj^(-1/2)."""
+    net = _net()
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 1681, generator=g, dtype=torch.float64)
+    y, pull = net.pullback(x)
+    exact = baselines.jacobian_frobenius(y, pull, N_SCALE)
+    ref = (_jacobian(net, x) ** 2).sum((-1, -2)) / N_SCALE**2
+    assert torch.allclose(exact, ref, rtol=1e-12)
+    draws = torch.stack([baselines.jacobian_frobenius(y, pull, N_SCALE, baselines.unit_projections(6, 1, g).double())
+                         for _ in range(4000)]).detach()
+    sem = draws.std(0) / 4000**0.5
+    assert ((draws.mean(0) - exact).abs() < 4 * sem).all()
+    err = inputspace.projection_errors(net, x, N_SCALE, n_projs=(1, 4, 16, 64), draws=200)
+    rate = torch.log(torch.tensor(err["per_image"][0] / err["per_image"][-1])) / torch.log(torch.tensor(64.0))
+    assert 0.4 < rate.item() < 0.6  # slope 1/2 on a log-log plot
+
+
+def _batch(order=1, n=6, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.rand(n, 1 + 6 * order, 1681, generator=g, dtype=torch.float64)
+    target = torch.randn(n, 9, generator=g, dtype=torch.float64)
+
+    class Batch:
+        pass
+
+    b = Batch()
+    b.rows, b.target = rows, target
+    b.target_d1 = torch.randn(n, 6, 9, generator=g, dtype=torch.float64)
+    return b
+
+
+def _norms():
+    return losses.Norms(n=N_SCALE, n_i=torch.linspace(0.5, 1.5, 6, dtype=torch.float64), D=torch.ones(9))
+
+
+def test_terms_match_torch_func_references():
+    net = _net()
+    b = _batch()
+    idx = torch.arange(6)
+    x, C = b.rows[:, 0], b.target
+    norms = _norms()
+    params = dict(net.named_parameters())
+    f = lambda z: functional_call(net, params, (z,))
+    for norm in ("l1", "l2"):
+        out = losses.terms(net, b, idx, ("E0", "IBP_loss", "IBP_pred", "TBP"), norms, baseline_weight=0.3,
+                           baseline_norm=norm)
+        assert out["E0"].item() == pytest.approx((((net(x) - C) ** 2).sum(-1) / N_SCALE**2).mean().item(), rel=1e-12)
+        xr = x.clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad((((net(xr) - C) ** 2).sum(-1) / N_SCALE**2).sum(), xr)
+        pen = (lambda v: v.abs().sum(-1)) if norm == "l1" else (lambda v: 0.5 * (v**2).sum(-1))
+        assert out["IBP_loss"].item() == pytest.approx(0.3 * pen(gx).mean().item(), rel=1e-10)
+        _, along = jvp(f, (x,), (gx,))
+        assert out["IBP_pred"].item() == pytest.approx(0.3 * pen(along / N_SCALE).mean().item(), rel=1e-10)
+        tbp = sum(pen(jvp(f, (x,), (b.rows[:, 1 + i],))[1] / norms.n_i[i]) for i in range(6))
+        assert out["TBP"].item() == pytest.approx(0.3 * tbp.mean().item(), rel=1e-10)
+    J = _jacobian(net, x) / N_SCALE
+    out = losses.terms(net, b, idx, ("E0", "JR"), norms, baseline_weight=0.2)
+    assert out["JR"].item() == pytest.approx(0.1 * (J**2).sum((-1, -2)).mean().item(), rel=1e-10)
+    v = baselines.unit_projections(6, 3, torch.Generator().manual_seed(0)).double()
+    out = losses.terms(net, b, idx, ("E0", "JR"), norms, baseline_weight=0.2, projections=v)
+    est = 9 * (torch.einsum("bmo,bop->bmp", v, J) ** 2).sum(-1).mean(-1)
+    assert out["JR"].item() == pytest.approx(0.1 * est.mean().item(), rel=1e-10)
+    r = net(x) - C
+    gd = torch.einsum("bo,bop->bp", r / r.norm(dim=-1, keepdim=True), J)
+    for norm, ref in (("l1", gd.abs().sum(-1)), ("l2", gd.norm(dim=-1)), ("linf", gd.abs().amax(-1))):
+        out = losses.terms(net, b, idx, ("E0", "GR"), norms, baseline_weight=2.0, baseline_norm=norm)
+        assert out["GR"].item() == pytest.approx(2.0 * ref.mean().item(), rel=1e-10)
+
+
+def test_fast_adversarial_training_moves_e0_to_the_adversarial_images():
+    net = _net()
+    b = _batch(order=0)
+    idx = torch.arange(6)
+    x, C = b.rows[:, 0], b.target
+    xr = x.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad((((net(xr) - C) ** 2).sum(-1)).sum(), xr)
+    x_adv = x + 0.01 * torch.sign(gx)
+    out = losses.terms(net, b, idx, ("E0",), _norms(), adversarial_eps=0.01)
+    ref = (((net(x_adv) - C) ** 2).sum(-1) / N_SCALE**2).mean()
+    assert out["E0"].item() == pytest.approx(ref.item(), rel=1e-12)
+    assert out["E0"].item() > losses.terms(net, b, idx, ("E0",), _norms())["E0"].item()
+
+
+def test_power_iteration_finds_the_top_hessian_eigenvalue():
+    """Against eigvalsh of the full Hessian (torch.func) for a small input dimension."""
+    net = _net(inputs=20, hidden=(16, 12))
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(5, 20, generator=g, dtype=torch.float64)
+    k = 3
+    lam = inputspace._power_iteration(x, lambda z: net(z)[:, k], 300, g)
+    for i in range(5):
+        H = torch.func.hessian(lambda z: net(z[None])[0, k])(x[i])
+        top = torch.linalg.eigvalsh(H).abs().max()
+        assert lam[i].item() == pytest.approx(top.item(), rel=1e-3)  # power iteration: slow where |l2| ~ |l1|
+
+
+def test_indicator_jacobian_terms_match_jacrev():
+    net = _net(hidden=(6, 5))
+    g = torch.Generator().manual_seed(7)
+    images = torch.rand(3, 41, 41, generator=g, dtype=torch.float64)
+    C = torch.randn(3, 9, generator=g, dtype=torch.float64)
+    ind = inputspace.indicator(net.float(), images, C, N_SCALE, iterations=5)
+    net = net.double()
+    J = _jacobian(net, images.reshape(3, -1)) / N_SCALE
+    assert ind["J_out"] == pytest.approx(J.abs().mean().item(), rel=1e-5)
+    r = net(images.reshape(3, -1)) - C
+    gd = torch.einsum("bo,bop->bp", r / r.norm(dim=-1, keepdim=True), J)
+    assert ind["J_err"] == pytest.approx(gd.abs().mean().item(), rel=1e-5)
+    assert ind["H_out"] > 0 and ind["H_err"] > 0
+
+
+def test_spearman():
+    assert inputspace.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert inputspace.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("baseline_norm", "l3", "baseline_norm"), ("n_proj", -1, "n_proj"), ("adversarial_eps", 2.0, "adversarial_eps"),
+    ("baseline_weight", -1.0, "baseline_weight")])
+def test_config_rejects_bad_baseline_settings(field, value, match):
+    phases = (Phase(2, 1e-3, ("E0", "GR")),)
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(phases=phases, **{field: value})
+
+
+def test_ibp_rejects_linf():
+    with pytest.raises(ValueError, match="baseline_norm"):
+        TrainConfig(phases=(Phase(2, 1e-3, ("E0", "IBP_loss")),), baseline_norm="linf")
+
+
+def test_baseline_experiment_validation_and_keys():
+    with pytest.raises(ValueError, match="unknown baseline method"):
+        experiments.baseline_experiment("smoke", "mixup", 1.0)
+    with pytest.raises(ValueError, match="strength"):
+        experiments.baseline_experiment("smoke", "jr", 0)
+    with pytest.raises(ValueError, match="fast-at"):
+        experiments.baseline_experiment("smoke", "fast-at", 2.0)
+    keys = {e.key() for e in experiments.baseline_experiments("quick")}
+    assert len(keys) == len(experiments.baseline_experiments("quick")) == 40
+    # configs without the new fields keep their keys (and stored results their names)
+    old = TrainConfig()
+    assert old.key() == dataclasses.replace(old, n_proj=1, baseline_norm="l1").key()
+
+
+def test_baseline_training_runs_and_resumes_bit_exactly(smoke_dataset, tmp_path):
+    """JR with projections drawn every epoch and fast AT: a run interrupted after epoch 2
+    resumes to the same weights as one never interrupted."""
+    for method, strength in (("jr", 1e-3), ("fast-at", 1e-2), ("tangent-bp", 1e-3)):
+        cfg = dataclasses.replace(experiments.baseline_experiment("smoke", method, strength).train, batches=4)
+        full = train.train(cfg, smoke_dataset, progress=False)
+        ck = tmp_path / f"{method}.pt"
+        part = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False, until_epoch=2)
+        assert not part.complete
+        rest = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False)
+        for a, b in zip(full.model.parameters(), rest.model.parameters()):
+            assert torch.equal(a, b)
+        assert all(torch.isfinite(p).all() for p in full.model.parameters())
