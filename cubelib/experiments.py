@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -351,6 +352,76 @@ def baseline_experiments(preset: str) -> list[Experiment]:
     return [e for m in BASELINE_METHODS for e in baseline_sweep(preset, m)]
 
 
+def _row(exp: Experiment, res: dict, **extra) -> dict:
+    m = res["metrics"]
+    return dict(name=exp.name, experiment=exp, e_test=m["e_test"], v_max_test=m["v_max_test"],
+                v_sen_test=m["v_sen_test"], v_inv_test=m["v_inv_test"],
+                train_seconds=res["provenance"]["train_seconds"], **extra)
+
+
+def baseline_table(preset: str, device="cpu", compute: bool = True) -> dict | None:
+    """The baselines chapter's comparison at `preset` (results loaded, or computed if missing).
+
+    reference: universal robust training of the same width with its trade-off epoch (Table 4).
+    sweeps: method -> a row per strength; picks: method -> the strength with the lowest test
+    v_max among those with test e <= the reference's (else the lowest e).
+    networks / metrics: label -> Experiment / row, for the table: the robustness chapter's
+    networks of this width, then each method's pick.  With compute=False: None if any
+    result is missing."""
+    try:
+        return _baseline_table(preset, device, compute)
+    except LookupError:
+        return None
+
+
+def _baseline_table(preset: str, device, compute: bool) -> dict:
+    p = BASELINE_PRESETS[data.check_preset(preset)]
+    rp = ROBUST_PRESETS[preset]
+    W = p["width"]
+    def get(exp):
+        res = run(exp, device=device, progress=False) if compute else load(exp)
+        if res is None:
+            raise LookupError(exp.name)
+        return _row(exp, res)
+
+    ref_exp = robust_experiment(preset, "robust-tradeoff", W)
+    reference = get(ref_exp)
+    sweeps, picks = {}, {}
+    for method in BASELINE_METHODS:
+        sweeps[method] = []
+        for exp in baseline_sweep(preset, method):
+            term, _ = BASELINE_METHODS[method]
+            strength = exp.train.adversarial_eps if term is None else exp.train.baseline_weight
+            sweeps[method].append(dict(get(exp), strength=strength))
+        ok = [r for r in sweeps[method] if r["e_test"] <= reference["e_test"]]
+        picks[method] = min(ok, key=lambda r: r["v_max_test"]) if ok else min(sweeps[method], key=lambda r: r["e_test"])
+    literature, strength_of = {}, {}
+    if W == rp["sweep_width"]:
+        literature["Gaussian augmentation"] = [get(robust_experiment(preset, "gaussian", W, s)) for s in rp["sigmas"]]
+        literature["Jacobian reg. (§4.6.3)"] = [get(robust_experiment(preset, "jacobian", W, c))
+                                                for c in rp["jacobian_weights"]]
+        strength_of = {"Gaussian augmentation": lambda t: f"sigma = {t.noise_sigma:g}",
+                       "Jacobian reg. (§4.6.3)": lambda t: f"c^2 = {t.jacobian_weight:g}"}
+    conventional = get(accuracy_experiment(preset, "conventional", W))
+    refs = {"conventional": conventional,
+            "first derivatives": get(accuracy_experiment(preset, "first", W)),
+            "universal robust, trade-off adj.": reference}
+    robust = {"robust, trade-off adj.": reference}
+    if rp["high_width"] == W:
+        refs["universal robust + R_high, trade-off adj."] = robust["robust + R_high, trade-off adj."] = \
+            get(robust_experiment(preset, "robust-high-tradeoff", W))
+    for label, rows in literature.items():
+        ok = [r for r in rows if r["e_test"] <= reference["e_test"]]
+        best = min(ok, key=lambda r: r["v_max_test"]) if ok else min(rows, key=lambda r: r["e_test"])
+        refs[f"{label}, {strength_of[label](best['experiment'].train)}"] = best
+    labels = {m: f"{m} ({r['strength']:g})" for m, r in picks.items()}
+    metrics = {**refs, **{labels[m]: r for m, r in picks.items()}}
+    return {"reference": reference, "reference_label": "universal robust, trade-off adj.", "sweeps": sweeps,
+            "picks": picks, "picks_by_label": set(labels.values()), "literature_sweeps": literature,
+            "robust": robust, "conventional": conventional, "metrics": metrics,
+            "networks": {label: r["experiment"] for label, r in metrics.items()}}
+
+
 # --------------------------------------------------------------------------------------
 # Running
 
@@ -376,10 +447,14 @@ def provenance(device, seconds: float) -> dict:
             "source_hash": training_source_hash()}
 
 
+@functools.lru_cache(maxsize=None)
 def training_source_hash() -> str:
     """Hash of the code that turns a data set into a result: the network, losses, trainer,
     random directions, oracle gradients and vulnerabilities, and this file's evaluation
-    functions (not its presets, so adding an experiment does not flag the stored ones)."""
+    functions (not its presets, so adding an experiment does not flag the stored ones).
+
+    Computed once per process, at import (see the end of this module): it reads the sources
+    from disk, and a long run must record the code it runs, not a later edit of the files."""
     import inspect
     from . import baselines, directions, geometry, jets, losses, oracle, robustness
     h = hashlib.sha256(data.source_hash(jets, losses, train, directions, geometry, oracle, robustness,
@@ -543,3 +618,6 @@ def model(exp: Experiment, device="cpu", root: Path | None = None) -> "jets.MLP"
             return net.to(device)
     run(exp, device=device, root=root, force=True)
     return model(exp, device, root)
+
+
+training_source_hash()  # fixed now, while the files on disk are the code this process runs

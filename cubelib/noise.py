@@ -148,11 +148,22 @@ NOISE_PRESETS = {
 }
 
 
-def sweep_key(preset: str, networks: dict, seed: int = 0) -> str:
+def _settings(preset: str, sigmas=None) -> dict:
+    from . import data
+    p = dict(NOISE_PRESETS[data.check_preset(preset)])
+    if sigmas is not None:
+        sigmas = tuple(float(s) for s in sigmas)
+        if not sigmas or any(not 0 <= s <= 1 for s in sigmas):
+            raise ValueError(f"sigmas must be a non-empty sequence of values in [0, 1], got {sigmas!r}")
+        p["sigmas"] = sigmas
+    return p
+
+
+def sweep_key(preset: str, networks: dict, seed: int = 0, sigmas=None) -> str:
     """Name of a sweep: preset, the networks' experiment keys, the noise settings and the
     source of the code that computes the oracle's answers and the metrics."""
     from . import data, experiments
-    p = NOISE_PRESETS[data.check_preset(preset)]
+    p = _settings(preset, sigmas)
     blob = json.dumps({"preset": preset, "networks": {k: e.key() for k, e in networks.items()}, "seed": seed,
                        "schema": SCHEMA, **p, "data": data.dataset_config(preset, order=2).key(),
                        "code": data.source_hash(sys.modules[__name__], oracle, render, geometry, robustness),
@@ -160,15 +171,16 @@ def sweep_key(preset: str, networks: dict, seed: int = 0) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bool = True) -> dict:
+def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bool = True, sigmas=None) -> dict:
     """Error and v_max of each network (label -> experiments.Experiment) under noise of the
-    preset's sigmas, with the oracle's answers (eq. 52 and eq. 9), on the first test images.
+    preset's sigmas (or `sigmas`), with the oracle's answers (eq. 52 and eq. 9), on the first
+    test images.
 
     Loaded from results/noise-<preset>-<key>.json when present; otherwise computed (the
     networks are loaded or trained through `experiments.model`) and written there."""
     from . import data, experiments
-    p = NOISE_PRESETS[data.check_preset(preset)]
-    path = experiments.results_dir() / f"noise-{preset}-{sweep_key(preset, networks, seed)}.json"
+    p = _settings(preset, sigmas)
+    path = experiments.results_dir() / f"noise-{preset}-{sweep_key(preset, networks, seed, sigmas)}.json"
     if path.exists():
         try:
             found = json.loads(path.read_text())

@@ -157,12 +157,43 @@ def second_order_rows(preset: str, compute: bool = True, device="cpu") -> list[d
     return rows
 
 
+def baselines_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
+    """The baselines chapter: papers 002-004 under the oracle (none of them reports these)."""
+    from . import inputspace
+    chapter = "baselines"
+    table = experiments.baseline_table(preset, device, compute)
+    rows = []
+    best = ref = jr = None
+    if table is not None:
+        ref = table["reference"]
+        label, pick = min(((lbl, table["metrics"][lbl]) for lbl in table["picks_by_label"]),
+                          key=lambda kv: kv[1]["v_max_test"])
+        best = f"{label}: {pick['v_max_test']:.1f} / {pick['e_test']:.1f} (robust: {ref['v_max_test']:.1f} / " \
+               f"{ref['e_test']:.1f})"
+        pairs = zip(table["sweeps"]["jr"], table["sweeps"]["jr-exact"])
+        jr = f"{100 * max(abs(a['e_test'] / b['e_test'] - 1) for a, b in pairs):.0f} %"
+    rows.append(_row("best baseline of papers 002-004 at e <= universal robust's: test v_max / e (%)",
+                     "not measured (attack success rates only)", best, preset, chapter))
+    rows.append(_row("JR with one random projection vs the exact norm: largest change of test e over the sweep",
+                     "negligible (003, Fig. 2)", jr, preset, chapter))
+    ind = inputspace.indicator_table(preset, device=device, progress=False, compute=compute)
+    rho = None
+    if ind is not None:
+        names = sorted(ind["networks"])
+        v = [ind["networks"][k]["v_max_test"] for k in names]
+        rho = " / ".join(f"{inputspace.spearman([ind['networks'][k][key] for k in names], v):.2f}"
+                         for key in ("J_out", "H_out"))
+    rows.append(_row("004's indicator (mean |J| / top |Hessian eigenvalue|) vs oracle v_max: Spearman rho",
+                     "tracks robustness (004)", rho, preset, chapter))
+    return rows
+
+
 def rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     """All rows; with compute=False, missing results show as None instead of being computed."""
     data.check_preset(preset)
     return rendering_rows(preset, compute) + accuracy_rows(preset, compute, device) + \
         robustness_rows(preset, compute, device) + capacity_rows(preset, compute, device) + \
-        second_order_rows(preset, compute, device)
+        baselines_rows(preset, compute, device) + second_order_rows(preset, compute, device)
 
 
 def markdown(table: list[dict]) -> str:

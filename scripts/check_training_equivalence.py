@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HASHED = ["cubelib/jets.py", "cubelib/losses.py", "cubelib/train.py", "cubelib/directions.py",
+HASHED = ["cubelib/jets.py", "cubelib/losses.py", "cubelib/train.py", "cubelib/directions.py", "cubelib/baselines.py",
           "cubelib/geometry.py", "cubelib/oracle.py", "cubelib/robustness.py"]
 
 # runs in a fresh interpreter with the cubelib to test first on sys.path

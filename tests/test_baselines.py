@@ -239,3 +239,15 @@ def test_baseline_training_runs_and_resumes_bit_exactly(smoke_dataset, tmp_path)
         for a, b in zip(full.model.parameters(), rest.model.parameters()):
             assert torch.equal(a, b)
         assert all(torch.isfinite(p).all() for p in full.model.parameters())
+
+
+def test_indicator_table_reads_its_cache_and_reports_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUBELIB_RESULTS", str(tmp_path))
+    nets = {"a": experiments.baseline_experiment("smoke", "jr", 1e-3)}
+    assert inputspace.indicator_table("smoke", nets, compute=False) is None
+    path = tmp_path / f"indicator-smoke-{inputspace.indicator_key('smoke', nets)}.json"
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert inputspace.indicator_table("smoke", nets, compute=False) is None
+    path.write_text('{"schema": 1, "networks": {"a": {"J_out": 1.0}}}')
+    assert inputspace.indicator_table("smoke", nets, compute=False)["networks"]["a"]["J_out"] == 1.0

@@ -49,3 +49,15 @@ def test_bad_input(split):
         noise.noisy_oracle(split, 0.1, 0)
     with pytest.raises(ValueError, match="unknown preset"):
         noise.sweep("huge", {})
+
+
+def test_sweep_sigmas_override():
+    """An explicit sigma list names its own result file; the preset's default keeps its name;
+    a bad list is refused with the parameter's name."""
+    assert noise.sweep_key("smoke", {}) == noise.sweep_key("smoke", {}, sigmas=None)
+    assert noise.sweep_key("smoke", {}) == noise.sweep_key("smoke", {}, sigmas=noise.NOISE_PRESETS["smoke"]["sigmas"])
+    assert noise.sweep_key("smoke", {}) != noise.sweep_key("smoke", {}, sigmas=(0.05,))
+    with pytest.raises(ValueError, match="sigmas must be"):
+        noise.sweep_key("smoke", {}, sigmas=(0.1, 2.0))
+    with pytest.raises(ValueError, match="sigmas must be"):
+        noise.sweep_key("smoke", {}, sigmas=())
