@@ -25,12 +25,20 @@ from .baselines import error_gradient, jacobian_frobenius, unit_projections
 def projection_errors(model, x, n: float, n_projs=(1, 2, 4, 8, 16, 32), draws: int = 64, seed: int = 0) -> dict:
     """Relative rms error of Algorithm 1's ||J||_F^2 estimate, per image and over the batch
     mean, for each n_proj, over `draws` independent draws: {"n_proj", "per_image", "batch",
-    "exact_mean", "estimate_mean" (n_proj = 1 averaged over all draws: unbiasedness)}."""
+    "exact_mean", "estimate_mean" (n_proj = 1 averaged over all draws: unbiasedness),
+    "predicted_per_image" (one projection, from 003's exact variance, eq. 15:
+    var = 2C/(C+2) tr((J J^T)^2) - 2/(C+2) ||J||_F^4), "bound" (eq. 16: the relative
+    variance is at most 2 (C-1)/(C+2))}."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         y, pull = model.pullback(x)
         exact = jacobian_frobenius(y, pull, n)
-    out = {"n_proj": list(n_projs), "per_image": [], "batch": [], "exact_mean": exact.mean().item()}
+        C = y.shape[-1]
+        rows = pull(torch.eye(C, dtype=x.dtype).expand(x.shape[0], C, C) / n)
+        JJ = rows @ rows.transpose(1, 2)
+        var = 2 * C / (C + 2) * (JJ @ JJ).diagonal(dim1=1, dim2=2).sum(-1) - 2 / (C + 2) * exact**2
+    out = {"n_proj": list(n_projs), "per_image": [], "batch": [], "exact_mean": exact.mean().item(),
+           "predicted_per_image": (var / exact**2).mean().sqrt().item(), "bound": (2 * (C - 1) / (C + 2)) ** 0.5}
     for k in n_projs:
         with torch.no_grad():
             est = torch.stack([jacobian_frobenius(y, pull, n, unit_projections(x.shape[0], k, g).to(x))
@@ -45,28 +53,56 @@ def projection_errors(model, x, n: float, n_projs=(1, 2, 4, 8, 16, 32), draws: i
 # --------------------------------------------------------------------------------------
 # 004's robustness indicator and input-space surfaces
 
-def _power_iteration(x, f, iterations: int, generator: torch.Generator) -> torch.Tensor:
-    """Top |eigenvalue| of the Hessian of each row's f (rows independent) by power iteration
-    on Hessian-vector products: [rows]."""
+def _hessian_probe(x, f):
+    """The Hessian-vector product v -> H v of each row's f (rows independent), by double
+    backpropagation through one graph."""
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+    return lambda v: torch.autograd.grad((grad * v).sum(), x, retain_graph=True)[0].detach()
+
+
+def _power_iteration(x, f, iterations: int, generator: torch.Generator) -> torch.Tensor:
+    """Top |eigenvalue| of the Hessian of each row's f by power iteration: [rows].
+    The estimate is ||H v|| for the unit iterate v, which tends to max |lambda| whatever the
+    signs (the Rayleigh quotient v.Hv would underestimate when +l and -l' are close)."""
+    hvp = _hessian_probe(x, f)
     v = torch.randn(x.shape, generator=generator).to(x)
     v = v / v.norm(dim=-1, keepdim=True)
     lam = torch.zeros(x.shape[0], dtype=x.dtype)
     for _ in range(iterations):
-        (hv,) = torch.autograd.grad((grad * v).sum(), x, retain_graph=True)
-        lam = (hv * v).sum(-1).detach()  # Rayleigh quotient
-        v = (hv / hv.norm(dim=-1, keepdim=True).clamp(min=1e-300)).detach()
-    return lam.abs()
+        hv = hvp(v)
+        lam = hv.norm(dim=-1)
+        v = hv / lam.clamp(min=1e-300)[:, None]
+    return lam
+
+
+def _hessian_rms(x, f, probes: int, generator: torch.Generator) -> torch.Tensor:
+    """rms eigenvalue sqrt(tr(H^2) / P) of each row's Hessian, by Hutchinson's estimate
+    tr(H^2) = E ||H v||^2 over Rademacher vectors v: [rows]."""
+    hvp = _hessian_probe(x, f)
+    total = torch.zeros(x.shape[0], dtype=x.dtype)
+    for _ in range(probes):
+        v = (torch.randint(0, 2, x.shape, generator=generator) * 2 - 1).to(x)
+        total += (hvp(v) ** 2).sum(-1)
+    return (total / probes / x.shape[-1]).sqrt()
 
 
 def indicator(model, images: torch.Tensor, target: torch.Tensor, n: float, iterations: int = 40,
-              seed: int = 0) -> dict:
-    """004's robustness indicator on images [B, 41, 41] with cubes' targets [B, 9], in float64:
-    J_out  mean |d(N_k / n)/dx_p| over images, outputs and pixels
-    H_out  mean over images and outputs of the top |eigenvalue| of the Hessian of N_k / n
-    J_err  mean |dd/dx_p| for the error d = ||N - C|| / n
-    H_err  mean over images of the top |eigenvalue| of the Hessian of d."""
+              probes: int = 8, seed: int = 0) -> dict:
+    """004's robustness indicator on images [B, 41, 41] with cubes' targets [B, 9], in float64.
+
+    Its eq. (9) bounds the change of a function by sum |J_i| |delta_i| + 1/2 sum |l_i| y_i^2
+    (J the input gradient, l_i the Hessian's eigenvalues); the indicator is their average
+    magnitudes.  For the outputs N_k / n:
+    J_out   mean |d(N_k / n)/dx_p| over images, outputs and pixels
+    H_out   mean over images and outputs of the top |eigenvalue| of the Hessian
+    H_rms   the same for the rms eigenvalue sqrt(tr(H^2) / P) (all eigenvalues, Hutchinson)
+    and for 004's margin adapted, the error d = ||N - C|| / n:
+    J_err   mean |dd/dx_p|
+    H_err   mean top |eigenvalue| of the curvature part of d's Hessian, sum_k rhat_k H(N_k / n)
+            with rhat = (N - C)/||N - C|| held fixed: the full Hessian adds
+            J^T (I - rhat rhat^T) J / ||N - C||, which grows without bound as the fit improves
+            and would rank networks by accuracy, not curvature."""
     net = _float64_copy(model)
     x = images.reshape(images.shape[0], -1).to(torch.float64)
     target = target.to(torch.float64)
@@ -75,11 +111,14 @@ def indicator(model, images: torch.Tensor, target: torch.Tensor, n: float, itera
     y, pull = net.pullback(x)
     J = pull(torch.eye(C, dtype=x.dtype).expand(x.shape[0], C, C) / n).detach()
     gd = error_gradient(y, pull, target, n)
+    rhat = ((y - target) / (y - target).norm(dim=-1, keepdim=True)).detach()
     x_rep = x.repeat_interleave(C, 0)  # one copy of each image per output
     k = torch.arange(C).repeat(x.shape[0])
-    h_out = _power_iteration(x_rep, lambda z: net(z)[torch.arange(z.shape[0]), k] / n, iterations, g)
-    h_err = _power_iteration(x, lambda z: (net(z) - target).norm(dim=-1) / n, iterations, g)
-    return {"J_out": J.abs().mean().item(), "H_out": h_out.mean().item(),
+    one_output = lambda z: net(z)[torch.arange(z.shape[0]), k] / n
+    h_out = _power_iteration(x_rep, one_output, iterations, g)
+    h_rms = _hessian_rms(x_rep, one_output, probes, g)
+    h_err = _power_iteration(x, lambda z: (net(z) * rhat).sum(-1) / n, iterations, g)
+    return {"J_out": J.abs().mean().item(), "H_out": h_out.mean().item(), "H_rms": h_rms.mean().item(),
             "J_err": gd.detach().abs().mean().item(), "H_err": h_err.mean().item(), "images": x.shape[0]}
 
 

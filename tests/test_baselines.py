@@ -151,6 +151,48 @@ def test_terms_match_torch_func_references():
         assert out["GR"].item() == pytest.approx(2.0 * ref.mean().item(), rel=1e-10)
 
 
+def _weight_grads(loss, net):
+    return torch.autograd.grad(loss, list(net.parameters()))
+
+
+def test_weight_gradients_of_prediction_ibp_jr_and_gr_match_autograd():
+    """Double backpropagation through `terms` against references written with create_graph:
+    Prediction IBP with the loss gradient held constant (002), JR exact and projected, GR."""
+    net = _net()
+    b = _batch()
+    idx = torch.arange(6)
+    x, C = b.rows[:, 0], b.target
+    norms = _norms()
+    params = dict(net.named_parameters())
+    f = lambda z: functional_call(net, params, (z,))
+    e0 = lambda z: (((net(z) - C) ** 2).sum(-1) / N_SCALE**2)
+
+    def input_grad(fun, create_graph):
+        xr = x.clone().requires_grad_(True)
+        return torch.autograd.grad(fun(xr).sum(), xr, create_graph=create_graph)[0]
+
+    ours = _weight_grads(losses.terms(net, b, idx, ("E0", "IBP_pred"), norms)["IBP_pred"], net)
+    gx = input_grad(e0, False)  # constant, as 002's third pass
+    ref = _weight_grads((jvp(f, (x,), (gx,))[1] / N_SCALE).abs().sum(-1).mean(), net)
+    assert all(torch.allclose(a, r, rtol=1e-10, atol=1e-13) for a, r in zip(ours, ref))
+
+    v = baselines.unit_projections(6, 2, torch.Generator().manual_seed(1)).double()
+    for proj in (None, v):
+        ours = _weight_grads(losses.terms(net, b, idx, ("E0", "JR"), norms, projections=proj)["JR"], net)
+        rows = proj if proj is not None else torch.eye(9, dtype=torch.float64).expand(6, 9, 9)
+        fro = 0
+        for m in range(rows.shape[1]):
+            fro = fro + (input_grad(lambda z: (net(z) * rows[:, m]).sum(-1) / N_SCALE, True) ** 2).sum(-1)
+        fro = fro if proj is None else 9 * fro / rows.shape[1]
+        ref = _weight_grads(0.5 * fro.mean(), net)
+        assert all(torch.allclose(a, r, rtol=1e-10, atol=1e-13) for a, r in zip(ours, ref))
+
+    ours = _weight_grads(losses.terms(net, b, idx, ("E0", "GR"), norms, baseline_norm="l2")["GR"], net)
+    gd = input_grad(lambda z: (net(z) - C).norm(dim=-1) / N_SCALE, True)
+    ref = _weight_grads(gd.norm(dim=-1).mean(), net)
+    assert all(torch.allclose(a, r, rtol=1e-9, atol=1e-12) for a, r in zip(ours, ref))
+
+
 def test_fast_adversarial_training_moves_e0_to_the_adversarial_images():
     net = _net()
     b = _batch(order=0)
@@ -163,6 +205,10 @@ def test_fast_adversarial_training_moves_e0_to_the_adversarial_images():
     ref = (((net(x_adv) - C) ** 2).sum(-1) / N_SCALE**2).mean()
     assert out["E0"].item() == pytest.approx(ref.item(), rel=1e-12)
     assert out["E0"].item() > losses.terms(net, b, idx, ("E0",), _norms())["E0"].item()
+    # x* is a constant: the weight gradient is E0's at x*, with no path through sign(grad)
+    ours = _weight_grads(out["E0"], net)
+    ref = _weight_grads((((net(x_adv) - C) ** 2).sum(-1) / N_SCALE**2).mean(), net)
+    assert all(torch.allclose(a, r, rtol=1e-12, atol=1e-15) for a, r in zip(ours, ref))
 
 
 def test_power_iteration_finds_the_top_hessian_eigenvalue():
@@ -172,10 +218,13 @@ def test_power_iteration_finds_the_top_hessian_eigenvalue():
     x = torch.rand(5, 20, generator=g, dtype=torch.float64)
     k = 3
     lam = inputspace._power_iteration(x, lambda z: net(z)[:, k], 300, g)
+    rms = inputspace._hessian_rms(x, lambda z: net(z)[:, k], 4000, g)
     for i in range(5):
         H = torch.func.hessian(lambda z: net(z[None])[0, k])(x[i])
-        top = torch.linalg.eigvalsh(H).abs().max()
-        assert lam[i].item() == pytest.approx(top.item(), rel=1e-3)  # power iteration: slow where |l2| ~ |l1|
+        eig = torch.linalg.eigvalsh(H)
+        assert lam[i].item() == pytest.approx(eig.abs().max().item(), rel=1e-3)  # slow where |l2| ~ |l1|
+        # Hutchinson: tr(H^2) = E||Hv||^2 over Rademacher v, 4000 probes: a few % at most
+        assert rms[i].item() == pytest.approx((eig**2).mean().sqrt().item(), rel=0.05)
 
 
 def test_indicator_jacobian_terms_match_jacrev():
@@ -226,19 +275,20 @@ def test_baseline_experiment_validation_and_keys():
     assert old.key() == dataclasses.replace(old, n_proj=1, baseline_norm="l1").key()
 
 
-def test_baseline_training_runs_and_resumes_bit_exactly(smoke_dataset, tmp_path):
-    """JR with projections drawn every epoch and fast AT: a run interrupted after epoch 2
-    resumes to the same weights as one never interrupted."""
-    for method, strength in (("jr", 1e-3), ("fast-at", 1e-2), ("tangent-bp", 1e-3)):
-        cfg = dataclasses.replace(experiments.baseline_experiment("smoke", method, strength).train, batches=4)
-        full = train.train(cfg, smoke_dataset, progress=False)
-        ck = tmp_path / f"{method}.pt"
-        part = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False, until_epoch=2)
-        assert not part.complete
-        rest = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False)
-        for a, b in zip(full.model.parameters(), rest.model.parameters()):
-            assert torch.equal(a, b)
-        assert all(torch.isfinite(p).all() for p in full.model.parameters())
+@pytest.mark.parametrize("method", list(experiments.BASELINE_METHODS))
+def test_baseline_training_runs_and_resumes_bit_exactly(smoke_dataset, tmp_path, method):
+    """Every method (JR with projections drawn every epoch, fast AT, ...): a run interrupted
+    after epoch 2 resumes to the same weights as one never interrupted."""
+    strength = experiments.BASELINE_STRENGTHS[method][2]
+    cfg = dataclasses.replace(experiments.baseline_experiment("smoke", method, strength).train, batches=4)
+    full = train.train(cfg, smoke_dataset, progress=False)
+    ck = tmp_path / f"{method}.pt"
+    part = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False, until_epoch=2)
+    assert not part.complete
+    rest = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False)
+    for a, b in zip(full.model.parameters(), rest.model.parameters()):
+        assert torch.equal(a, b)
+    assert all(torch.isfinite(p).all() for p in full.model.parameters())
 
 
 def test_indicator_table_reads_its_cache_and_reports_missing(tmp_path, monkeypatch):
