@@ -269,7 +269,7 @@ def test_baseline_experiment_validation_and_keys():
     with pytest.raises(ValueError, match="fast-at"):
         experiments.baseline_experiment("smoke", "fast-at", 2.0)
     keys = {e.key() for e in experiments.baseline_experiments("quick")}
-    assert len(keys) == len(experiments.baseline_experiments("quick")) == 40
+    assert len(keys) == len(experiments.baseline_experiments("quick")) == 48
     # configs without the new fields keep their keys (and stored results their names)
     old = TrainConfig()
     assert old.key() == dataclasses.replace(old, n_proj=1, baseline_norm="l1").key()
