@@ -583,6 +583,31 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, force: bool = F
     return result
 
 
+def read_cached(path: Path, schema: int, networks) -> dict | None:
+    """An analysis file of several networks (noise sweep, indicator table) if it exists and
+    was made for `schema` and exactly these networks; otherwise None, with a warning when a
+    stale or unreadable file was there (it is then recomputed and replaced)."""
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"recomputing {path.name}: unreadable ({exc})", stacklevel=3)
+        return None
+    if found.get("schema") == schema and set(found.get("networks", {})) == set(networks):
+        return found
+    warnings.warn(f"recomputing {path.name}: made for other networks or schema", stacklevel=3)
+    return None
+
+
+def write_json(path: Path, obj: dict):
+    """Write atomically: a run killed mid-write leaves the old file or none, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
 def checkpoint_path(exp: Experiment) -> Path:
     return data.default_cache_dir() / "checkpoints" / f"{exp.name}-{exp.key()}.pt"
 

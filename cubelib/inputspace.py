@@ -197,24 +197,16 @@ def indicator_table(preset: str, networks: dict | None = None, seed: int = 0, de
     first test images, next to its test e and v_max; loaded from
     results/indicator-<preset>-<key>.json when present, else computed (compute=True; networks
     without a result are trained) and written there, else None."""
-    import json
-    import os
     import time
-    import warnings
 
     from tqdm.auto import tqdm
 
     from . import data, experiments
     networks = book_networks(preset) if networks is None else networks
     path = experiments.results_dir() / f"indicator-{preset}-{indicator_key(preset, networks, seed)}.json"
-    if path.exists():
-        try:
-            found = json.loads(path.read_text())
-            if found.get("schema") == SCHEMA and set(found.get("networks", {})) == set(networks):
-                return found
-            warnings.warn(f"recomputing {path.name}: made for other networks or schema", stacklevel=2)
-        except (OSError, ValueError) as exc:
-            warnings.warn(f"recomputing {path.name}: unreadable ({exc})", stacklevel=2)
+    found = experiments.read_cached(path, SCHEMA, networks)
+    if found is not None:
+        return found
     if not compute:
         return None
     started = time.perf_counter()
@@ -229,8 +221,5 @@ def indicator_table(preset: str, networks: dict | None = None, seed: int = 0, de
                    v_sen_test=res["metrics"]["v_sen_test"], v_inv_test=res["metrics"]["v_inv_test"])
         out["networks"][name] = row
     out["provenance"] = experiments.provenance("cpu", time.perf_counter() - started)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    experiments.write_json(path, out)
     return out

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -181,14 +179,9 @@ def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bo
     from . import data, experiments
     p = _settings(preset, sigmas)
     path = experiments.results_dir() / f"noise-{preset}-{sweep_key(preset, networks, seed, sigmas)}.json"
-    if path.exists():
-        try:
-            found = json.loads(path.read_text())
-            if found.get("schema") == SCHEMA and set(found.get("networks", {})) == set(networks):
-                return found
-            warnings.warn(f"recomputing {path.name}: it was made for other networks or schema", stacklevel=2)
-        except (OSError, ValueError) as exc:
-            warnings.warn(f"recomputing {path.name}: unreadable ({exc})", stacklevel=2)
+    found = experiments.read_cached(path, SCHEMA, networks)
+    if found is not None:
+        return found
     started = time.perf_counter()
     ds = data.load(data.dataset_config(preset, order=2), device=device, progress=progress)
     models = {label: experiments.model(exp, device=device) for label, exp in networks.items()}
@@ -202,10 +195,7 @@ def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bo
         for label, model in models.items():
             out["networks"][label].append(metrics(model, no, D, device))
     out["provenance"] = experiments.provenance(device, time.perf_counter() - started)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    experiments.write_json(path, out)
     return out
 
 

@@ -117,14 +117,17 @@ def _norms():
     return losses.Norms(n=N_SCALE, n_i=torch.linspace(0.5, 1.5, 6, dtype=torch.float64), D=torch.ones(9))
 
 
-def test_terms_match_torch_func_references():
+def _setup():
+    """A float64 network, a batch with tangent rows, its rows, images, targets, norms, and the
+    network as a function for torch.func."""
     net = _net()
     b = _batch()
-    idx = torch.arange(6)
-    x, C = b.rows[:, 0], b.target
-    norms = _norms()
     params = dict(net.named_parameters())
-    f = lambda z: functional_call(net, params, (z,))
+    return net, b, torch.arange(6), b.rows[:, 0], b.target, _norms(), lambda z: functional_call(net, params, (z,))
+
+
+def test_terms_match_torch_func_references():
+    net, b, idx, x, C, norms, f = _setup()
     for norm in ("l1", "l2"):
         out = losses.terms(net, b, idx, ("E0", "IBP_loss", "IBP_pred", "TBP"), norms, baseline_weight=0.3,
                            baseline_norm=norm)
@@ -152,19 +155,16 @@ def test_terms_match_torch_func_references():
 
 
 def _weight_grads(loss, net):
-    return torch.autograd.grad(loss, list(net.parameters()))
+    """d loss / d weights; derivative terms do not depend on the last bias (zero there)."""
+    params = list(net.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
 
 def test_weight_gradients_of_prediction_ibp_jr_and_gr_match_autograd():
     """Double backpropagation through `terms` against references written with create_graph:
     Prediction IBP with the loss gradient held constant (002), JR exact and projected, GR."""
-    net = _net()
-    b = _batch()
-    idx = torch.arange(6)
-    x, C = b.rows[:, 0], b.target
-    norms = _norms()
-    params = dict(net.named_parameters())
-    f = lambda z: functional_call(net, params, (z,))
+    net, b, idx, x, C, norms, f = _setup()
     e0 = lambda z: (((net(z) - C) ** 2).sum(-1) / N_SCALE**2)
 
     def input_grad(fun, create_graph):
