@@ -14,11 +14,12 @@ import time
 
 import torch
 
-from cubelib import baselines, jets, losses
+from cubelib import baselines, jets
+from cubelib import terms as T
 
 
 class Batch:
-    """Random stand-in for train.DeviceData: image + six tangent rows, targets."""
+    """Random stand-in for trainset.TrainSet: image + six tangent rows, targets."""
 
     def __init__(self, B, device, generator):
         self.rows = torch.rand(B, 7, 1681, generator=generator).to(device)
@@ -42,13 +43,15 @@ def main():
     model = jets.MLP((a.width, a.width, a.width, 128), generator=g).to(dev)
     batch = Batch(a.batch, dev, g)
     idx = torch.arange(a.batch, device=dev)
-    norms = losses.Norms(n=0.7, n_i=torch.ones(6, device=dev), D=torch.ones(9, device=dev))
+    norms = T.Norms(n=0.7, n_i=torch.ones(6, device=dev), D=torch.ones(9, device=dev))
     proj = baselines.unit_projections(a.batch, 1, g).to(dev)
 
-    def step(terms, **kw):
+    def step(*terms, e0=T.E0(), projections=None):
+        draws = T.Epoch(dirs={}, d2O={}, projections=projections)
+
         def run():
             model.zero_grad(set_to_none=True)
-            sum(losses.terms(model, batch, idx, terms, norms, **kw).values()).backward()
+            sum(T.evaluate(model, batch, idx, (e0, *terms), norms, draws).values()).backward()
         return run
 
     def create_graph_ibp():
@@ -59,15 +62,15 @@ def main():
         (e0.mean() + gx.abs().sum(-1).mean()).backward()
 
     methods = {
-        "conventional (E0)": step(("E0",)),
-        "Loss IBP, l1 (002)": step(("E0", "IBP_loss")),
+        "conventional (E0)": step(),
+        "Loss IBP, l1 (002)": step(T.LossIBP()),
         "Loss IBP via create_graph": create_graph_ibp,
-        "Prediction IBP (002)": step(("E0", "IBP_pred")),
-        "Tangent BP, 6 tangents (002)": step(("E0", "TBP")),
-        "fast AT (002)": step(("E0",), adversarial_eps=0.01),
-        "JR, 1 projection (003)": step(("E0", "JR"), projections=proj),
-        "JR, exact (003)": step(("E0", "JR")),
-        "gradient reg., l2 (004)": step(("E0", "GR"), baseline_norm="l2"),
+        "Prediction IBP (002)": step(T.PredictionIBP()),
+        "Tangent BP, 6 tangents (002)": step(T.TangentBP()),
+        "fast AT (002)": step(e0=T.E0(adversarial_eps=0.01)),
+        "JR, 1 projection (003)": step(T.JacobianNorm(n_proj=1), projections=proj),
+        "JR, exact (003)": step(T.JacobianNorm(n_proj=0)),
+        "gradient reg., l2 (004)": step(T.GradientReg(norm="l2")),
     }
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     best = {k: float("inf") for k in methods}

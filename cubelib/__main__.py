@@ -1,25 +1,23 @@
 """Command line for machines without Jupyter (e.g. a GPU box with only torch).
 
     python -m cubelib data --preset paper [--order 2] [--device cuda]
-    python -m cubelib run accuracy --preset paper --device cuda [--time-limit 1500]
-    python -m cubelib run robustness --preset quick [--only gaussian]
-    python -m cubelib run second-order --preset quick [--only robust2]
-    python -m cubelib run baselines --preset quick [--only gradreg]
+    python -m cubelib run accuracy --preset paper --device cuda [--time-limit 1500] [--only first]
+    python -m cubelib run robustness|second-order|baselines --preset quick [--only gaussian]
+    python -m cubelib run accuracy --preset quick --set widths=256,  --set epochs=300   # sizes overridden
+    python -m cubelib status --preset quick          # missing, stale, corrupt and orphaned results
     python -m cubelib summary --preset quick [--no-compute]
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
 
 import torch
 
-from . import data, experiments, summary
-
-CHAPTERS = {"accuracy": experiments.accuracy_experiments, "robustness": experiments.robust_experiments,
-            "second-order": experiments.second_order_experiments, "baselines": experiments.baseline_experiments}
+from . import analyses, data, experiments, presets, store, summary
 
 
 def _device(name: str) -> str:
@@ -30,22 +28,68 @@ def _device(name: str) -> str:
     return name
 
 
+def _preset(a) -> presets.Preset:
+    """The preset with the --set NAME=VALUE overrides (Python literals), validated."""
+    sizes = {}
+    for item in a.set or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
+        try:
+            sizes[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"--set {name}: {value!r} is not a Python literal (e.g. 256, (64, 128), 0.05)")
+    try:
+        return presets.get(a.preset, **sizes)
+    except ValueError as exc:
+        raise SystemExit(f"--set: {exc}")
+
+
+def _run(a) -> None:
+    device = _device(a.device)
+    started = time.monotonic()
+    for exp in experiments.CHAPTERS[a.chapter](_preset(a)):
+        if a.only and a.only not in exp.name:
+            continue
+        left = None if a.time_limit is None else a.time_limit - (time.monotonic() - started)
+        if left is not None and left <= 0:
+            print(f"{exp.name}: not started, time limit reached")
+            continue
+        res = store.run(exp, device=device, time_limit=left)
+        if res is None:
+            print(f"{exp.name}: stopped by the time limit, checkpoint kept; run again to resume")
+            continue
+        m = res.metrics
+        vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
+        print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
+              f"{res.provenance['train_seconds']:.0f} s on {res.provenance['device']}", flush=True)
+    if a.chapter == "second-order" and not a.only and (a.time_limit is None or time.monotonic() - started < a.time_limit):
+        sweep = analyses.noise_sweep(_preset(a), device=device)  # Figs. 9-10, against the oracle
+        for label, rows in sweep["networks"].items():
+            print(f"noise sweep, {label}: v_max " + ", ".join(f"{r['v_max_corrected']:.1f}" for r in rows) +
+                  f" % at sigma = {sweep['sigmas']}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m cubelib", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("data", help="build (or check) the cached data set of a preset")
-    d.add_argument("--preset", required=True, choices=data.PRESETS)
+    d.add_argument("--preset", required=True, choices=presets.NAMES)
     d.add_argument("--order", type=int, default=1, choices=(0, 1, 2), help="image derivatives to include")
     d.add_argument("--device", default="cpu")
-    r = sub.add_parser("run", help="run a chapter's experiments at a preset (cached results are reused)")
-    r.add_argument("chapter", choices=sorted(CHAPTERS))
-    r.add_argument("--preset", required=True, choices=data.PRESETS)
+    r = sub.add_parser("run", help="run a chapter's experiments at a preset (stored results are reused)")
+    r.add_argument("chapter", choices=sorted(experiments.CHAPTERS))
+    r.add_argument("--preset", required=True, choices=presets.NAMES)
     r.add_argument("--device", default="cpu")
     r.add_argument("--time-limit", type=float, default=None,
                    help="seconds; stop cleanly at an epoch boundary after this, checkpointed for a later resume")
     r.add_argument("--only", default=None, help="run only experiments whose name contains this text")
+    r.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override a size of the preset (cubelib.presets.Preset), e.g. --set epochs=300")
+    st = sub.add_parser("status", help="list the preset's missing, stale, corrupt and orphaned results")
+    st.add_argument("--preset", required=True, choices=presets.NAMES)
     s = sub.add_parser("summary", help="print the 'paper vs this book' table as JSON")
-    s.add_argument("--preset", required=True, choices=data.PRESETS)
+    s.add_argument("--preset", required=True, choices=presets.NAMES)
     s.add_argument("--no-compute", action="store_true", help="report missing results instead of computing them")
     s.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
@@ -56,30 +100,12 @@ def main(argv=None) -> int:
         print(f"{ds.path}: {len(ds.train)} train / {len(ds.test)} test images, order {a.order}, "
               f"{time.perf_counter() - t:.1f} s")
     elif a.command == "run":
-        device = _device(a.device)
-        started = time.monotonic()
-        for exp in CHAPTERS[a.chapter](a.preset):
-            if a.only and a.only not in exp.name:
-                continue
-            left = None if a.time_limit is None else a.time_limit - (time.monotonic() - started)
-            if left is not None and left <= 0:
-                print(f"{exp.name}: not started, time limit reached")
-                continue
-            res = experiments.run(exp, device=device, time_limit=left)
-            if res is None:
-                print(f"{exp.name}: stopped by the time limit, checkpoint kept; run again to resume")
-            else:
-                m = res["metrics"]
-                vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
-                print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
-                      f"{res['provenance']['train_seconds']:.0f} s on {res['provenance']['device']}", flush=True)
-        if a.chapter == "second-order" and not a.only and \
-                (a.time_limit is None or time.monotonic() - started < a.time_limit):
-            from . import noise  # Figs. 9-10: the networks under noise, against the oracle
-            sweep = noise.sweep(a.preset, noise.figure_networks(a.preset, device), device=device)
-            for label, rows in sweep["networks"].items():
-                print(f"noise sweep, {label}: v_max " + ", ".join(
-                    f"{r['v_max_corrected']:.1f}" for r in rows) + f" % at sigma = {sweep['sigmas']}")
+        _run(a)
+    elif a.command == "status":
+        found = store.status(experiments.all_experiments(a.preset))
+        for kind, names in found.items():
+            print(f"{kind}: {len(names)}" + "".join(f"\n  {n}" for n in names if kind != "ok"))
+        return 0 if not (found["stale"] or found["corrupt"]) else 1
     elif a.command == "summary":
         rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
         json.dump(rows, sys.stdout, indent=1)

@@ -21,17 +21,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import geometry, render, sampling
+from . import geometry, oracle, presets, render, sampling
 
 SCHEMA = 1
-PRESETS = ("smoke", "quick", "paper")
 _STORAGE = {"float32": torch.float32, "float64": torch.float64}
-
-
-def check_preset(preset: str) -> str:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
-    return preset
 
 
 @dataclass(frozen=True)
@@ -62,14 +55,11 @@ class DatasetConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_PRESET_SIZES = {"smoke": (240, 60), "quick": (9702, 2016), "paper": (97020, 20160)}
-
-
-def dataset_config(preset: str, **overrides) -> DatasetConfig:
-    """The data set of a preset: smoke 240/60, quick 9702/2016 (a tenth of the paper's),
-    paper 97020/20160 images; keyword arguments override fields (e.g. order=2)."""
-    n_train, n_test = _PRESET_SIZES[check_preset(preset)]
-    return DatasetConfig(n_train=n_train, n_test=n_test, **overrides)
+def dataset_config(preset, **overrides) -> DatasetConfig:
+    """The data set of a preset (a name or presets.Preset); keyword arguments override fields
+    (e.g. order=2)."""
+    p = presets.get(preset)
+    return DatasetConfig(n_train=p.n_train, n_test=p.n_test, **overrides)
 
 
 @dataclass
@@ -153,6 +143,28 @@ def build_split(start: int, n: int, order: int, sigma: float, storage: torch.dty
         target_d2=geometry.target(geometry.vertex_d2(vertices)),
         image=image, d1=d1, d2=d2, visible=visible,
     )
+
+
+# memoised oracle gradients up to this many bytes per split (quick's training set: 1.2 GB)
+_MEMO_BYTES = 2 * 2**30
+
+
+def oracle_gradients(split: Split, n: int | None = None, batch: int = 512) -> torch.Tensor:
+    """grad O_k (eqs. 25-26) of the first `n` images of a split (all if None): [n, 9, 1681],
+    float64.  Computed once per split and count (a fraction of a second per thousand images)
+    and kept with the split, so training, its learning curves and the evaluation share them."""
+    n = len(split) if n is None else min(n, len(split))
+    if split.d1 is None:
+        raise ValueError("the oracle gradients need the image derivatives: load the data set with order >= 1")
+    memo = split.__dict__.setdefault("_oracle_gradients", {})  # not a dataclass field: never saved
+    if n in memo:
+        return memo[n]
+    out = torch.cat([oracle.gradients(split.vertices[i:min(i + batch, n)], render.RenderResult(
+        image=split.image[i:min(i + batch, n)].double(), d1=split.d1[i:min(i + batch, n)].double())).flatten(2)
+        for i in range(0, n, batch)])
+    if out.numel() * 8 <= _MEMO_BYTES:
+        memo[n] = out
+    return out
 
 
 def compute_norms(train: Split) -> Norms:

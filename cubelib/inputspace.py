@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
+from scipy.stats import spearmanr
 
+from . import geometry, jets, oracle, render
 from .baselines import error_gradient, jacobian_frobenius, unit_projections
 
 
@@ -123,7 +125,6 @@ def indicator(model, images: torch.Tensor, target: torch.Tensor, n: float, itera
 
 
 def _float64_copy(model):
-    from . import jets
     net = jets.MLP(tuple(w.shape[0] for w in model.weights[:-1]), inputs=model.weights[0].shape[1],
                    outputs=model.weights[-1].shape[0], dtype=torch.float64)
     net.load_state_dict({k: v.detach().to("cpu", torch.float64) for k, v in model.state_dict().items()})
@@ -138,7 +139,6 @@ def surface(model, vertices: torch.Tensor, u: torch.Tensor, w: torch.Tensor, rad
 
     The oracle's answer is its second-order expansion (eq. 52) along the whole perturbation,
     from the image's exact derivatives (rendered here in float64)."""
-    from . import geometry, oracle, render
     V = vertices.reshape(1, 8, 3).to(torch.float64)
     r = render.render(V, order=2)
     t = oracle.tangent(V, r.d1, r.d2)
@@ -157,69 +157,5 @@ def surface(model, vertices: torch.Tensor, u: torch.Tensor, w: torch.Tensor, rad
 
 def spearman(a, b) -> float:
     """Spearman's rank correlation of two sequences (average ranks for ties)."""
-    from scipy.stats import spearmanr
     rho = spearmanr(a, b).statistic
     return float(rho) if not math.isnan(rho) else 0.0
-
-
-# --------------------------------------------------------------------------------------
-# The indicator of every network of the book, cached as a result file with provenance
-
-SCHEMA = 1
-INDICATOR_IMAGES = {"smoke": 8, "quick": 128, "paper": 256}
-
-
-def book_networks(preset: str) -> dict:
-    """Every trained network of the book at `preset` (name -> Experiment): the accuracy,
-    robustness, second-order and baselines chapters' experiments."""
-    from . import experiments
-    exps = experiments.accuracy_experiments(preset) + experiments.robust_experiments(preset) + \
-        experiments.second_order_experiments(preset) + experiments.baseline_experiments(preset)
-    return {e.name: e for e in exps}
-
-
-def indicator_key(preset: str, networks: dict, seed: int = 0) -> str:
-    import hashlib
-    import json
-    import sys
-
-    from . import data, experiments
-    blob = json.dumps({"preset": preset, "networks": {k: e.key() for k, e in sorted(networks.items())},
-                       "seed": seed, "schema": SCHEMA, "images": INDICATOR_IMAGES[preset],
-                       "code": data.source_hash(sys.modules[__name__]), "train": experiments.training_source_hash()},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def indicator_table(preset: str, networks: dict | None = None, seed: int = 0, device="cpu",
-                    progress: bool = True, compute: bool = True) -> dict | None:
-    """004's indicator of each network (name -> Experiment; default: `book_networks`) on the
-    first test images, next to its test e and v_max; loaded from
-    results/indicator-<preset>-<key>.json when present, else computed (compute=True; networks
-    without a result are trained) and written there, else None."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from . import data, experiments
-    networks = book_networks(preset) if networks is None else networks
-    path = experiments.results_dir() / f"indicator-{preset}-{indicator_key(preset, networks, seed)}.json"
-    found = experiments.read_cached(path, SCHEMA, networks)
-    if found is not None:
-        return found
-    if not compute:
-        return None
-    started = time.perf_counter()
-    ds = data.load(data.dataset_config(preset, order=1), progress=progress)
-    k = min(INDICATOR_IMAGES[preset], len(ds.test))
-    out = {"schema": SCHEMA, "preset": preset, "images": k, "networks": {}}
-    for name, exp in tqdm(sorted(networks.items()), desc="indicator", unit="network", disable=not progress):
-        res = experiments.run(exp, device=device, progress=progress)
-        model = experiments.model(exp, device="cpu")
-        row = indicator(model, ds.test.image[:k], ds.test.target[:k], ds.norms.n, seed=seed)
-        row.update(e_test=res["metrics"]["e_test"], v_max_test=res["metrics"]["v_max_test"],
-                   v_sen_test=res["metrics"]["v_sen_test"], v_inv_test=res["metrics"]["v_inv_test"])
-        out["networks"][name] = row
-    out["provenance"] = experiments.provenance("cpu", time.perf_counter() - started)
-    experiments.write_json(path, out)
-    return out

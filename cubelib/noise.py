@@ -19,16 +19,11 @@ curves over sigma are smooth and differences between networks are not draw noise
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-import time
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
-from . import geometry, oracle, render, robustness, train
+from . import evaluate, geometry, oracle, render, robustness
 
 
 @dataclass
@@ -92,7 +87,7 @@ def noisy_oracle(split, sigma: float, n: int, seed: int = 0, nonlinear: bool = T
 def error_of(model, images: torch.Tensor, target: torch.Tensor, D: torch.Tensor, device="cpu") -> float:
     """e of eq. (8) (mean over the 9 outputs, %) of `model` on images [n, 41, 41]."""
     x = images.reshape(images.shape[0], -1).to(device, torch.float32)
-    return train.error_e(model, x, target.to(device, torch.float32), D.to(device)).mean().item()
+    return evaluate.error_e(model, x, target.to(device, torch.float32), D.to(device)).mean().item()
 
 
 def oracle_gap(a: torch.Tensor, b: torch.Tensor, D: torch.Tensor, mask: torch.Tensor | None = None) -> float:
@@ -112,7 +107,7 @@ def metrics(model, no: NoisyOracle, D: torch.Tensor, device="cpu") -> dict:
     if no.target_nonlinear is not None:
         ok = no.converged
         out["e_nonlinear"] = error_of(model, no.image[ok], no.target_nonlinear[ok], D, device)
-    with train.fp32_matmul():
+    with evaluate.fp32_matmul():
         x = no.image.to(device, torch.float32)
         out["v_max_uncorrected"] = robustness.measure(model, x, no.grad_O_clean.to(device))["v_max"]
         vul = robustness.measure(model, x, no.grad_O_corrected.to(device))
@@ -133,119 +128,3 @@ def oracle_summary(no: NoisyOracle, D: torch.Tensor) -> dict:
                    first_vs_nonlinear=oracle_gap(no.target_first, no.target_nonlinear, D, ok),
                    nonlinear_correction=oracle_gap(no.target_nonlinear, no.target_clean, D, ok))
     return out
-
-
-# --------------------------------------------------------------------------------------
-# The sweep of Figs. 9-10, cached as a result file with provenance
-
-SCHEMA = 1
-NOISE_PRESETS = {
-    "smoke": dict(sigmas=(0.0, 0.1, 0.25), images=12),
-    "quick": dict(sigmas=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25), images=512),
-    "paper": dict(sigmas=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25), images=2048),
-}
-
-
-def _settings(preset: str, sigmas=None) -> dict:
-    from . import data
-    p = dict(NOISE_PRESETS[data.check_preset(preset)])
-    if sigmas is not None:
-        sigmas = tuple(float(s) for s in sigmas)
-        if not sigmas or any(not 0 <= s <= 1 for s in sigmas):
-            raise ValueError(f"sigmas must be a non-empty sequence of values in [0, 1], got {sigmas!r}")
-        p["sigmas"] = sigmas
-    return p
-
-
-def sweep_key(preset: str, networks: dict, seed: int = 0, sigmas=None) -> str:
-    """Name of a sweep: preset, the networks' experiment keys, the noise settings and the
-    source of the code that computes the oracle's answers and the metrics."""
-    from . import data, experiments
-    p = _settings(preset, sigmas)
-    blob = json.dumps({"preset": preset, "networks": {k: e.key() for k, e in networks.items()}, "seed": seed,
-                       "schema": SCHEMA, **p, "data": data.dataset_config(preset, order=2).key(),
-                       "code": data.source_hash(sys.modules[__name__], oracle, render, geometry, robustness),
-                       "train": experiments.training_source_hash()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def sweep(preset: str, networks: dict, seed: int = 0, device="cpu", progress: bool = True, sigmas=None) -> dict:
-    """Error and v_max of each network (label -> experiments.Experiment) under noise of the
-    preset's sigmas (or `sigmas`), with the oracle's answers (eq. 52 and eq. 9), on the first
-    test images.
-
-    Loaded from results/noise-<preset>-<key>.json when present; otherwise computed (the
-    networks are loaded or trained through `experiments.model`) and written there."""
-    from . import data, experiments
-    p = _settings(preset, sigmas)
-    path = experiments.results_dir() / f"noise-{preset}-{sweep_key(preset, networks, seed, sigmas)}.json"
-    found = experiments.read_cached(path, SCHEMA, networks)
-    if found is not None:
-        return found
-    started = time.perf_counter()
-    ds = data.load(data.dataset_config(preset, order=2), device=device, progress=progress)
-    models = {label: experiments.model(exp, device=device) for label, exp in networks.items()}
-    D = ds.norms.D_i
-    out = {"schema": SCHEMA, "preset": preset, "seed": seed, "images": min(p["images"], len(ds.test)),
-           "sigmas": list(p["sigmas"]), "oracle": [], "networks": {label: [] for label in networks},
-           "experiments": {label: exp.name for label, exp in networks.items()}}
-    for sigma in tqdm(p["sigmas"], desc="noise sweep", unit="sigma", disable=not progress):
-        no = noisy_oracle(ds.test, sigma, p["images"], seed)
-        out["oracle"].append(oracle_summary(no, D))
-        for label, model in models.items():
-            out["networks"][label].append(metrics(model, no, D, device))
-    out["provenance"] = experiments.provenance(device, time.perf_counter() - started)
-    experiments.write_json(path, out)
-    return out
-
-
-def cached_sweep(preset: str):
-    """The sweep of the preset's figure networks if its result file exists (nothing is
-    computed; None when a network or the sweep is missing)."""
-    from . import experiments
-    found = best_gaussian(preset, compute=False)
-    if found is None:
-        return None
-    nets = figure_networks(preset, gaussian=found[1])
-    if any(experiments.load(e) is None for e in nets.values()):
-        return None
-    path = experiments.results_dir() / f"noise-{preset}-{sweep_key(preset, nets)}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def best_gaussian(preset: str, device="cpu", compute: bool = True):
-    """(sigma, experiment) of the Gaussian augmentation sweep with the lowest test v_max: the
-    "best result of Gaussian augmentation" the paper compares against (N_.095 in Figs. 9-10)."""
-    from . import experiments
-    p = experiments.ROBUST_PRESETS[preset]
-    best = None
-    for s in p["sigmas"]:
-        exp = experiments.robust_experiment(preset, "gaussian", p["sweep_width"], s)
-        res = experiments.run(exp, device=device, progress=False) if compute else experiments.load(exp)
-        if res is None:
-            return None
-        if best is None or res["metrics"]["v_max_test"] < best[0]:
-            best = (res["metrics"]["v_max_test"], s, exp)
-    return best[1], best[2]
-
-
-def figure_networks(preset: str, device="cpu", gaussian=None) -> dict:
-    """The networks of Figs. 9-10 at `preset`: first- (I) and second-order (II) robust training
-    of the preset's largest robust recipe (quick: L = 128 with R_high; paper: the 20M network),
-    each with and without the trade-off epoch, and the best Gaussian augmentation (N)."""
-    from . import experiments
-    p = experiments.ROBUST_PRESETS[data_preset(preset)]
-    kind, width = ("deep", p["deep_width"]) if p["deep_width"] else ("high", p["high_width"])
-    nets = {}
-    for order, prefix in (("I", "robust"), ("II", "robust2")):
-        nets[order] = experiments.robust_experiment(preset, f"{prefix}-{kind}", width)
-        nets[f"{order} + E0+E1 epoch"] = experiments.robust_experiment(preset, f"{prefix}-{kind}-tradeoff", width)
-    if gaussian is None:
-        sigma, gaussian = best_gaussian(preset, device)
-    nets[f"N {gaussian.train.noise_sigma:g}"] = gaussian
-    return nets
-
-
-def data_preset(preset: str) -> str:
-    from . import data
-    return data.check_preset(preset)

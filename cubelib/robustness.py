@@ -136,17 +136,6 @@ def vulnerabilities(grad_N: torch.Tensor, grad_O: torch.Tensor, invariance_basis
     return Vulnerability(v(m_max), v(m_sen), v(m_inv), d_max, d_sen, d_inv)
 
 
-def split_oracle_gradients(split, n: int | None = None, batch: int = 512) -> torch.Tensor:
-    """grad O_k of the first `n` images of a data split (all if None): [n, 9, 1681], float64."""
-    from . import oracle, render
-    n = len(split) if n is None else min(n, len(split))
-    if split.d1 is None:
-        raise ValueError("the oracle gradients need the image derivatives: load the data set with order >= 1")
-    return torch.cat([oracle.gradients(split.vertices[i:min(i + batch, n)], render.RenderResult(
-        image=split.image[i:min(i + batch, n)].double(), d1=split.d1[i:min(i + batch, n)].double())).flatten(2)
-        for i in range(0, n, batch)])
-
-
 def measure(model, images: torch.Tensor, grad_O: torch.Tensor, batch: int = 1024) -> dict:
     """Mean v_max, v_sen, v_inv (in %) of `model` over images [B, 41, 41] with oracle gradients
     [B, 9, P], in batches so that memory stays bounded at any preset."""

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from . import data, experiments, paper, render, sampling
+from . import analyses, data, experiments, paper, presets, render, sampling, store
+from .experiments import Robust
 from .geometry import PAIRS
+
+
+def _get(exp, compute: bool, device="cpu"):
+    return store.run(exp, device=device) if compute else store.load(exp)
 
 
 def _row(quantity, paper_value, ours, preset, chapter):
@@ -13,6 +18,7 @@ def _row(quantity, paper_value, ours, preset, chapter):
 
 
 def rendering_rows(preset: str, compute: bool = True) -> list[dict]:
+    p = presets.get(preset)
     rows = [_row("effective resolution of sigma = 0.03 on the 41-pixel grid (lines)",
                  paper.EFFECTIVE_RESOLUTION_LINES, render.effective_resolution(on_pixels=True), "any", "rendering")]
     config = data.dataset_config(preset, order=1)
@@ -22,8 +28,7 @@ def rendering_rows(preset: str, compute: bool = True) -> list[dict]:
                          f"{D.min().item():.3f} - {D.max().item():.3f}", preset, "rendering"))
     rot = None
     if compute:  # order-2 renders: seconds at quick, ~1 min of CPU at the paper preset
-        n = {"smoke": 8, "quick": 256, "paper": 2048}[preset]
-        d2 = render.render(sampling.sample_vertices(n, start=700), order=2).d2
+        d2 = render.render(sampling.sample_vertices(p.norm_images, start=700), order=2).d2
         norms = d2.flatten(2).norm(dim=-1).mean(0)
         rot = round(torch.stack([norms[k] for k, (i, j) in enumerate(PAIRS) if j < 3]).mean().item(), 1)
     rows.append(_row("avg norm of rotation-rotation second image derivatives", paper.ROTATION_D2_NORM,
@@ -33,12 +38,9 @@ def rendering_rows(preset: str, compute: bool = True) -> list[dict]:
 
 def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     rows = []
-    for width in experiments.ACCURACY_PRESETS[preset]["widths"]:
-        res = {}
-        for method in experiments.METHODS:
-            exp = experiments.accuracy_experiment(preset, method, width)
-            res[method] = experiments.run(exp, device=device) if compute else experiments.load(exp)
-        conv, first = (None if res[m] is None else res[m]["metrics"]["e_test"] for m in ("conventional", "first"))
+    for width in presets.get(preset).widths:
+        res = {m: _get(experiments.accuracy(preset, m, width), compute, device) for m in ("conventional", "first")}
+        conv, first = (None if res[m] is None else res[m].e_test for m in ("conventional", "first"))
         t1, t2 = paper.TABLE1.get(width), paper.TABLE2.get(width)
         rows.append(_row(f"test e (%), conventional, L = {width}", t1[1] if t1 else None,
                          None if conv is None else round(conv, 3), preset, "accuracy"))
@@ -47,7 +49,7 @@ def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
         rows.append(_row(f"accuracy gain of first-derivative training, L = {width}",
                          round(t1[1] / t2[1], 1) if t1 else "5-6",
                          None if conv is None or first is None else round(conv / first, 2), preset, "accuracy"))
-        grad = None if res["conventional"] is None else res["conventional"]["metrics"]["grad_norm_N1"]
+        grad = None if res["conventional"] is None else res["conventional"].metrics["grad_norm_N1"]
         rows.append(_row(f"mean norm of grad N_1 over test images, conventional, L = {width}",
                          paper.GRAD_NORM_N1 if width == 2048 else None,
                          None if grad is None else round(grad, 3), preset, "accuracy, oracle"))
@@ -55,20 +57,23 @@ def accuracy_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
 
 
 def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
-    p = experiments.ROBUST_PRESETS[preset]
-    W = p["sweep_width"]
+    p = presets.get(preset)
+    W = p.sweep_width
 
-    def metrics(method, strength=None):
-        exp = experiments.robust_experiment(preset, method, W, strength)
-        res = experiments.run(exp, device=device) if compute else experiments.load(exp)
-        return None if res is None else res["metrics"]
+    def metrics(exp):
+        res = _get(exp, compute, device)
+        return None if res is None else res.metrics
 
-    def best(method, values):
-        found = [(m["v_max_test"], v, m) for v in values if (m := metrics(method, v)) is not None]
-        return min(found, key=lambda t: t[0]) if len(found) == len(values) else None
+    def best(build, values):
+        found = {v: _get(build(preset, v, W), compute, device) for v in values}
+        if any(r is None for r in found.values()):
+            return None
+        v = analyses.best(analyses.scores(found))
+        return found[v].v_max_test, v, found[v].metrics
 
-    rob, plain = metrics("robust-tradeoff"), metrics("robust")
-    gauss, jac = best("gaussian", p["sigmas"]), best("jacobian", p["jacobian_weights"])
+    rob, plain = metrics(experiments.robust(preset, Robust(tradeoff=True), W)), \
+        metrics(experiments.robust(preset, Robust(), W))
+    gauss, jac = best(experiments.gaussian, p.sigmas), best(experiments.jacobian, p.jacobian_weights)
     r = lambda x, nd=2: None if x is None else round(x, nd)
     t4 = paper.TABLE4.get(W)
     # the paper's value at this width, else its smallest network's, labelled
@@ -93,8 +98,8 @@ def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dic
              None,  # the paper gives the best Gaussian network's error only as a plot (Fig. 6)
              None if gauss is None or rob is None else round(gauss[2]["e_test"] / rob["e_test"], 2), preset, chapter),
     ]
-    if p["high_width"] == W:
-        high = metrics("robust-high-tradeoff")
+    if p.high_width == W:
+        high = metrics(experiments.robust(preset, Robust(high=True, tradeoff=True), W))
         rows.append(_row(f"robust training + R_high, trade-off adjusted, L = {W}: test e (%) / v_max (%)",
                          f"{ref('e')} / {ref('v_max')}, without R_high",
                          None if high is None else f"{high['e_test']:.2f} / {high['v_max_test']:.1f}", preset, chapter))
@@ -103,12 +108,10 @@ def robustness_rows(preset: str, compute: bool = True, device="cpu") -> list[dic
 
 def capacity_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     """The abstract's "can be further improved by simply increasing the network capacity"."""
-    p = experiments.ROBUST_PRESETS[preset]
     found = []
-    for w in p["widths"]:
-        exp = experiments.robust_experiment(preset, "robust", w)
-        res = experiments.run(exp, device=device) if compute else experiments.load(exp)
-        found.append(None if res is None else (w, res["metrics"]["v_max_test"], res["metrics"]["e_test"]))
+    for w in presets.get(preset).widths:
+        res = _get(experiments.robust(preset, Robust(), w), compute, device)
+        found.append(None if res is None else (w, res.v_max_test, res.e_test))
     ours = None if None in found else " -> ".join(f"{v:.1f} / {e:.1f} (L = {w})" for w, v, e in found)
     t3 = paper.TABLE3
     theirs = " -> ".join(f"{t3[w][1]} / {t3[w][0]} ({paper.WEIGHTS_MILLIONS[w]}M)" for w in (256, 2048)) + \
@@ -118,13 +121,12 @@ def capacity_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]
 
 
 def second_order_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
-    from . import noise
-    W = max(experiments.ACCURACY_PRESETS[preset]["widths"])
+    p = presets.get(preset)
+    W = max(p.widths)
     res = {}
     for m in ("conventional", "first", "second"):
-        exp = experiments.accuracy_experiment(preset, m, W)
-        r = experiments.run(exp, device=device) if compute else experiments.load(exp)
-        res[m] = None if r is None else r["metrics"]["e_test"]
+        r = _get(experiments.accuracy(preset, m, W), compute, device)
+        res[m] = None if r is None else r.e_test
     t6 = paper.TABLE6.get(W)
     ref6 = t6[1] if t6 else f"{paper.TABLE6[256][1]} (0.6M)"
     ratio = lambda a, b: None if res[a] is None or res[b] is None else round(res[a] / res[b], 2)
@@ -137,17 +139,14 @@ def second_order_rows(preset: str, compute: bool = True, device="cpu") -> list[d
         _row(f"accuracy gain of second- over first-derivative training, L = {W}",
              paper.ACCURACY_GAIN_VS_FIRST, ratio("first", "second"), preset, chapter),
     ]
-    p = experiments.ROBUST_PRESETS[preset]
-    kind, width = ("deep", p["deep_width"]) if p["deep_width"] else ("high", p["high_width"])
-    exp = experiments.robust_experiment(preset, f"robust2-{kind}-tradeoff", width)
-    r = experiments.run(exp, device=device) if compute else experiments.load(exp)
+    kind, width = (dict(deep=True), p.deep_width) if p.deep_width else (dict(high=True), p.high_width)
+    r = _get(experiments.robust(preset, Robust(second=True, tradeoff=True, **kind), width), compute, device)
     t8 = paper.TABLE8["deep"]
     rows.append(_row(f"second-order robust training + R_high, trade-off adjusted, L = {width}: test e / v_max (%)",
                      f"{t8['e'][1]} / {t8['v_max'][1]} (20M)",
-                     None if r is None else f"{r['metrics']['e_test']:.2f} / {r['metrics']['v_max_test']:.1f}",
+                     None if r is None else f"{r.e_test:.2f} / {r.v_max_test:.1f}",
                      preset, chapter))
-    sweep = noise.sweep(preset, noise.figure_networks(preset, device), device=device, progress=False) if compute \
-        else noise.cached_sweep(preset)
+    sweep = analyses.noise_sweep(preset, compute=compute, device=device, progress=False)
     if sweep is not None:
         grow = {k: v[-1]["v_max_corrected"] - v[0]["v_max_corrected"] for k, v in sweep["networks"].items()}
         top = sweep["sigmas"][-1]
@@ -159,9 +158,8 @@ def second_order_rows(preset: str, compute: bool = True, device="cpu") -> list[d
 
 def baselines_rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     """The baselines chapter: papers 002-004 under the oracle (none of them reports these)."""
-    from . import inputspace
     chapter = "baselines"
-    table = experiments.baseline_table(preset, device, compute)
+    table = analyses.baseline_table(preset, device, compute)
     rows = []
     best = ref = jr = None
     if table is not None:
@@ -177,12 +175,12 @@ def baselines_rows(preset: str, compute: bool = True, device="cpu") -> list[dict
                      "not measured (attack success rates only)", best, preset, chapter))
     rows.append(_row("JR with one random projection vs the exact norm: largest change of test e over the sweep",
                      "negligible (003, Fig. 2)", jr, preset, chapter))
-    ind = inputspace.indicator_table(preset, device=device, progress=False, compute=compute)
+    ind = analyses.indicator_table(preset, progress=False, compute=compute)
     rho = None
     if ind is not None:
         names = sorted(ind["networks"])
         v = [ind["networks"][k]["v_max_test"] for k in names]
-        rho = " / ".join(f"{inputspace.spearman([ind['networks'][k][key] for k in names], v):.2f}"
+        rho = " / ".join(f"{analyses.spearman([ind['networks'][k][key] for k in names], v):.2f}"
                          for key in ("J_out", "H_out"))
     rows.append(_row("004's indicator (mean |J| / top |Hessian eigenvalue|) vs oracle v_max: Spearman rho",
                      "tracks robustness (004)", rho, preset, chapter))
@@ -191,7 +189,7 @@ def baselines_rows(preset: str, compute: bool = True, device="cpu") -> list[dict
 
 def rows(preset: str, compute: bool = True, device="cpu") -> list[dict]:
     """All rows; with compute=False, missing results show as None instead of being computed."""
-    data.check_preset(preset)
+    presets.get(preset)
     return rendering_rows(preset, compute) + accuracy_rows(preset, compute, device) + \
         robustness_rows(preset, compute, device) + capacity_rows(preset, compute, device) + \
         baselines_rows(preset, compute, device) + second_order_rows(preset, compute, device)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev, jvp
 
-from cubelib import baselines, data, experiments, inputspace, jets, losses, train
-from cubelib.train import Phase, TrainConfig
+from cubelib import analyses, baselines, data, experiments, inputspace, jets, store, train
+from cubelib import terms as T
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,12 @@ def _batch(order=1, n=6, seed=5):
 
 
 def _norms():
-    return losses.Norms(n=N_SCALE, n_i=torch.linspace(0.5, 1.5, 6, dtype=torch.float64), D=torch.ones(9))
+    return T.Norms(n=N_SCALE, n_i=torch.linspace(0.5, 1.5, 6, dtype=torch.float64), D=torch.ones(9))
+
+
+def ev(net, b, idx, terms, norms, projections=None):
+    """The terms on rows `idx` with no per-epoch draws but 003's projections."""
+    return T.evaluate(net, b, idx, (T.E0(), *terms), norms, T.Epoch(dirs={}, d2O={}, projections=projections))
 
 
 def _setup():
@@ -129,8 +134,7 @@ def _setup():
 def test_terms_match_torch_func_references():
     net, b, idx, x, C, norms, f = _setup()
     for norm in ("l1", "l2"):
-        out = losses.terms(net, b, idx, ("E0", "IBP_loss", "IBP_pred", "TBP"), norms, baseline_weight=0.3,
-                           baseline_norm=norm)
+        out = ev(net, b, idx, (T.LossIBP(0.3, norm), T.PredictionIBP(0.3, norm), T.TangentBP(0.3, norm)), norms)
         assert out["E0"].item() == pytest.approx((((net(x) - C) ** 2).sum(-1) / N_SCALE**2).mean().item(), rel=1e-12)
         xr = x.clone().requires_grad_(True)
         (gx,) = torch.autograd.grad((((net(xr) - C) ** 2).sum(-1) / N_SCALE**2).sum(), xr)
@@ -141,16 +145,16 @@ def test_terms_match_torch_func_references():
         tbp = sum(pen(jvp(f, (x,), (b.rows[:, 1 + i],))[1] / norms.n_i[i]) for i in range(6))
         assert out["TBP"].item() == pytest.approx(0.3 * tbp.mean().item(), rel=1e-10)
     J = _jacobian(net, x) / N_SCALE
-    out = losses.terms(net, b, idx, ("E0", "JR"), norms, baseline_weight=0.2)
+    out = ev(net, b, idx, (T.JacobianNorm(0.2, n_proj=0),), norms)
     assert out["JR"].item() == pytest.approx(0.1 * (J**2).sum((-1, -2)).mean().item(), rel=1e-10)
     v = baselines.unit_projections(6, 3, torch.Generator().manual_seed(0)).double()
-    out = losses.terms(net, b, idx, ("E0", "JR"), norms, baseline_weight=0.2, projections=v)
+    out = ev(net, b, idx, (T.JacobianNorm(0.2, n_proj=3),), norms, projections=v)
     est = 9 * (torch.einsum("bmo,bop->bmp", v, J) ** 2).sum(-1).mean(-1)
     assert out["JR"].item() == pytest.approx(0.1 * est.mean().item(), rel=1e-10)
     r = net(x) - C
     gd = torch.einsum("bo,bop->bp", r / r.norm(dim=-1, keepdim=True), J)
     for norm, ref in (("l1", gd.abs().sum(-1)), ("l2", gd.norm(dim=-1)), ("linf", gd.abs().amax(-1))):
-        out = losses.terms(net, b, idx, ("E0", "GR"), norms, baseline_weight=2.0, baseline_norm=norm)
+        out = ev(net, b, idx, (T.GradientReg(2.0, norm),), norms)
         assert out["GR"].item() == pytest.approx(2.0 * ref.mean().item(), rel=1e-10)
 
 
@@ -171,14 +175,15 @@ def test_weight_gradients_of_prediction_ibp_jr_and_gr_match_autograd():
         xr = x.clone().requires_grad_(True)
         return torch.autograd.grad(fun(xr).sum(), xr, create_graph=create_graph)[0]
 
-    ours = _weight_grads(losses.terms(net, b, idx, ("E0", "IBP_pred"), norms)["IBP_pred"], net)
+    ours = _weight_grads(ev(net, b, idx, (T.PredictionIBP(),), norms)["IBP_pred"], net)
     gx = input_grad(e0, False)  # constant, as 002's third pass
     ref = _weight_grads((jvp(f, (x,), (gx,))[1] / N_SCALE).abs().sum(-1).mean(), net)
     assert all(torch.allclose(a, r, rtol=1e-10, atol=1e-13) for a, r in zip(ours, ref))
 
     v = baselines.unit_projections(6, 2, torch.Generator().manual_seed(1)).double()
     for proj in (None, v):
-        ours = _weight_grads(losses.terms(net, b, idx, ("E0", "JR"), norms, projections=proj)["JR"], net)
+        jr = T.JacobianNorm(n_proj=0 if proj is None else 2)
+        ours = _weight_grads(ev(net, b, idx, (jr,), norms, projections=proj)["JR"], net)
         rows = proj if proj is not None else torch.eye(9, dtype=torch.float64).expand(6, 9, 9)
         fro = 0
         for m in range(rows.shape[1]):
@@ -187,7 +192,7 @@ def test_weight_gradients_of_prediction_ibp_jr_and_gr_match_autograd():
         ref = _weight_grads(0.5 * fro.mean(), net)
         assert all(torch.allclose(a, r, rtol=1e-10, atol=1e-13) for a, r in zip(ours, ref))
 
-    ours = _weight_grads(losses.terms(net, b, idx, ("E0", "GR"), norms, baseline_norm="l2")["GR"], net)
+    ours = _weight_grads(ev(net, b, idx, (T.GradientReg(norm="l2"),), norms)["GR"], net)
     gd = input_grad(lambda z: (net(z) - C).norm(dim=-1) / N_SCALE, True)
     ref = _weight_grads(gd.norm(dim=-1).mean(), net)
     assert all(torch.allclose(a, r, rtol=1e-9, atol=1e-12) for a, r in zip(ours, ref))
@@ -201,10 +206,11 @@ def test_fast_adversarial_training_moves_e0_to_the_adversarial_images():
     xr = x.clone().requires_grad_(True)
     (gx,) = torch.autograd.grad((((net(xr) - C) ** 2).sum(-1)).sum(), xr)
     x_adv = x + 0.01 * torch.sign(gx)
-    out = losses.terms(net, b, idx, ("E0",), _norms(), adversarial_eps=0.01)
+    draws = T.Epoch(dirs={}, d2O={})
+    out = T.evaluate(net, b, idx, (T.E0(adversarial_eps=0.01),), _norms(), draws)
     ref = (((net(x_adv) - C) ** 2).sum(-1) / N_SCALE**2).mean()
     assert out["E0"].item() == pytest.approx(ref.item(), rel=1e-12)
-    assert out["E0"].item() > losses.terms(net, b, idx, ("E0",), _norms())["E0"].item()
+    assert out["E0"].item() > T.evaluate(net, b, idx, (T.E0(),), _norms(), draws)["E0"].item()
     # x* is a constant: the weight gradient is E0's at x*, with no path through sign(grad)
     ours = _weight_grads(out["E0"], net)
     ref = _weight_grads((((net(x_adv) - C) ** 2).sum(-1) / N_SCALE**2).mean(), net)
@@ -247,32 +253,24 @@ def test_spearman():
     assert inputspace.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("baseline_norm", "l3", "baseline_norm"), ("n_proj", -1, "n_proj"), ("adversarial_eps", 2.0, "adversarial_eps"),
-    ("baseline_weight", -1.0, "baseline_weight")])
-def test_config_rejects_bad_baseline_settings(field, value, match):
-    phases = (Phase(2, 1e-3, ("E0", "GR")),)
+@pytest.mark.parametrize("make,match", [
+    (lambda: T.GradientReg(norm="l3"), "GradientReg.norm"), (lambda: T.JacobianNorm(n_proj=-1), "n_proj"),
+    (lambda: T.E0(adversarial_eps=2.0), "adversarial_eps"), (lambda: T.LossIBP(-1.0), "LossIBP.weight"),
+    (lambda: T.LossIBP(norm="linf"), "LossIBP.norm")])
+def test_terms_reject_bad_baseline_settings(make, match):
     with pytest.raises(ValueError, match=match):
-        TrainConfig(phases=phases, **{field: value})
-
-
-def test_ibp_rejects_linf():
-    with pytest.raises(ValueError, match="baseline_norm"):
-        TrainConfig(phases=(Phase(2, 1e-3, ("E0", "IBP_loss")),), baseline_norm="linf")
+        make()
 
 
 def test_baseline_experiment_validation_and_keys():
     with pytest.raises(ValueError, match="unknown baseline method"):
-        experiments.baseline_experiment("smoke", "mixup", 1.0)
+        experiments.baseline("smoke", "mixup", 1.0)
     with pytest.raises(ValueError, match="strength"):
-        experiments.baseline_experiment("smoke", "jr", 0)
+        experiments.baseline("smoke", "jr", 0)
     with pytest.raises(ValueError, match="fast-at"):
-        experiments.baseline_experiment("smoke", "fast-at", 2.0)
+        experiments.baseline("smoke", "fast-at", 2.0)
     keys = {e.key() for e in experiments.baseline_experiments("quick")}
     assert len(keys) == len(experiments.baseline_experiments("quick")) == 48
-    # configs without the new fields keep their keys (and stored results their names)
-    old = TrainConfig()
-    assert old.key() == dataclasses.replace(old, n_proj=1, baseline_norm="l1").key()
 
 
 @pytest.mark.parametrize("method", list(experiments.BASELINE_METHODS))
@@ -280,7 +278,7 @@ def test_baseline_training_runs_and_resumes_bit_exactly(smoke_dataset, tmp_path,
     """Every method (JR with projections drawn every epoch, fast AT, ...): a run interrupted
     after epoch 2 resumes to the same weights as one never interrupted."""
     strength = experiments.BASELINE_STRENGTHS[method][2]
-    cfg = dataclasses.replace(experiments.baseline_experiment("smoke", method, strength).train, batches=4)
+    cfg = dataclasses.replace(experiments.baseline("smoke", method, strength).recipe, batches=4)
     full = train.train(cfg, smoke_dataset, progress=False)
     ck = tmp_path / f"{method}.pt"
     part = train.train(cfg, smoke_dataset, checkpoint=ck, progress=False, until_epoch=2)
@@ -291,13 +289,15 @@ def test_baseline_training_runs_and_resumes_bit_exactly(smoke_dataset, tmp_path,
     assert all(torch.isfinite(p).all() for p in full.model.parameters())
 
 
-def test_indicator_table_reads_its_cache_and_reports_missing(tmp_path, monkeypatch):
-    monkeypatch.setenv("CUBELIB_RESULTS", str(tmp_path))
-    nets = {"a": experiments.baseline_experiment("smoke", "jr", 1e-3)}
-    assert inputspace.indicator_table("smoke", nets, compute=False) is None
-    path = tmp_path / f"indicator-smoke-{inputspace.indicator_key('smoke', nets)}.json"
-    path.write_text("{not json")
-    with pytest.warns(UserWarning, match="unreadable"):
-        assert inputspace.indicator_table("smoke", nets, compute=False) is None
-    path.write_text('{"schema": 1, "networks": {"a": {"J_out": 1.0}}}')
-    assert inputspace.indicator_table("smoke", nets, compute=False)["networks"]["a"]["J_out"] == 1.0
+def test_indicator_table_is_computed_once_and_then_read(tmp_path, monkeypatch, smoke_dataset):
+    monkeypatch.setenv("CUBELIB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("CUBELIB_CACHE", str(tmp_path / "cache"))
+    nets = {"a": experiments.baseline("smoke", "jr", 1e-3)}
+    assert analyses.indicator_table("smoke", nets, compute=False, progress=False) is None
+    made = analyses.indicator_table("smoke", nets, progress=False)
+    row = made["networks"]["a"]
+    assert row["e_test"] == store.load(nets["a"]).e_test and row["J_out"] > 0
+    assert analyses.indicator_table("smoke", nets, compute=False, progress=False) == made
+    monkeypatch.setenv("CUBELIB_NO_TRAIN", "1")
+    with pytest.raises(store.TrainingDisabled):
+        analyses.indicator_table("smoke", {"b": experiments.baseline("smoke", "jr", 1e-2)}, progress=False)

@@ -1,5 +1,7 @@
-"""The whole book builds at the smoke preset with warnings as errors, and that setting
-really catches a broken glue key."""
+"""The whole book builds with warnings as errors: at the smoke preset (every code path,
+training included), and at the quick preset from the committed results alone (the book
+readers see; training anything there fails), and that setting really catches a broken glue
+key."""
 import os
 import re
 import subprocess
@@ -12,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 JB = str(Path(sys.executable).with_name("jupyter-book"))
 
 
-def build(source: Path, out: Path, timeout=1800):
-    env = dict(os.environ, CUBELIB_PRESET="smoke")
+def build(source: Path, out: Path, timeout=1800, **env):
+    env = dict(os.environ, **{"CUBELIB_PRESET": "smoke", **env})
     return subprocess.run([JB, "build", str(source), "-W", "-n", "--keep-going", "--path-output", str(out)],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -36,6 +38,17 @@ def test_book_builds_at_smoke_with_warnings_as_errors(tmp_path):
     # the chapters produced their figures
     for page, n_figures in [("rendering", 4), ("tangents", 5), ("accuracy", 1)]:
         assert (html / f"{page}.html").read_text().count("<img") >= n_figures, page
+
+
+def test_book_builds_at_quick_from_the_committed_results_alone(tmp_path):
+    """What readers read: the quick book from results/ (rendering data is allowed, training
+    or recomputing an analysis raises store.TrainingDisabled and fails the build)."""
+    proc = build(ROOT, tmp_path, timeout=3000, CUBELIB_PRESET="quick", CUBELIB_NO_TRAIN="1",
+                 CUBELIB_RESULTS=str(ROOT / "results"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    html = tmp_path / "_build" / "html" / "book"
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (html / "intro.html").read_text()))
+    assert "test e (%), first derivatives, L = 128" in text and "not computed" not in text
 
 
 def test_a_broken_glue_key_fails_the_build(tmp_path):

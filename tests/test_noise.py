@@ -47,17 +47,15 @@ def test_bad_input(split):
         noise.noisy_oracle(split, -0.1, 2)
     with pytest.raises(ValueError, match="n must be >= 1"):
         noise.noisy_oracle(split, 0.1, 0)
+
+
+def test_sweep_settings_are_validated():
+    """The sweep of Figs. 9-10 takes the preset's sigmas or an explicit list, refused with the
+    parameter's name when out of range."""
+    from cubelib import analyses
     with pytest.raises(ValueError, match="unknown preset"):
-        noise.sweep("huge", {})
-
-
-def test_sweep_sigmas_override():
-    """An explicit sigma list names its own result file; the preset's default keeps its name;
-    a bad list is refused with the parameter's name."""
-    assert noise.sweep_key("smoke", {}) == noise.sweep_key("smoke", {}, sigmas=None)
-    assert noise.sweep_key("smoke", {}) == noise.sweep_key("smoke", {}, sigmas=noise.NOISE_PRESETS["smoke"]["sigmas"])
-    assert noise.sweep_key("smoke", {}) != noise.sweep_key("smoke", {}, sigmas=(0.05,))
-    with pytest.raises(ValueError, match="sigmas must be"):
-        noise.sweep_key("smoke", {}, sigmas=(0.1, 2.0))
-    with pytest.raises(ValueError, match="sigmas must be"):
-        noise.sweep_key("smoke", {}, sigmas=())
+        analyses.noise_sweep("huge", networks={})
+    with pytest.raises(ValueError, match="noise_sigmas must be"):
+        analyses.noise_sweep("smoke", networks={}, sigmas=(0.1, 2.0))
+    with pytest.raises(ValueError, match="noise_sigmas must be"):
+        analyses.noise_sweep("smoke", networks={}, sigmas=())

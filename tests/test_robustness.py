@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from cubelib import geometry, oracle, render, robustness, sampling, train, data
+from cubelib import data, geometry, oracle, render, robustness, sampling, train
+from cubelib import terms as T
+from cubelib.recipes import Phase, Recipe
 from cubelib.robustness import V_SCALE
 
 
@@ -68,7 +70,7 @@ def test_brute_force_finds_nothing_better():
 
 def test_optimal_attack_raises_the_true_error_at_the_predicted_rate(tmp_path):
     ds = data.load(data.DatasetConfig(n_train=64, n_test=4, order=1), cache_dir=tmp_path, progress=False)
-    cfg = train.TrainConfig(hidden=(16, 16, 8), phases=(train.Phase(3, 1e-3, ("E0", "E1")),), batches=4)
+    cfg = Recipe(hidden=(16, 16, 8), phases=(Phase(3, 1e-3, (T.E0(), T.E1())),), batches=4)
     model = train.train(cfg, ds, progress=False).model.double()
     V = ds.test.vertices[:2]
     r = render.render(V, order=1)
@@ -112,9 +114,10 @@ def test_measure_is_the_mean_of_the_per_image_vulnerabilities():
     ds = data.load(data.DatasetConfig(n_train=8, n_test=6, order=1), progress=False)
     torch.manual_seed(0)
     net = jets.MLP((8, 8)).double()
-    grad_O = robustness.split_oracle_gradients(ds.test)
+    grad_O = data.oracle_gradients(ds.test)
     assert grad_O.shape == (6, 9, 1681)
-    assert torch.equal(robustness.split_oracle_gradients(ds.test, 4, batch=3), grad_O[:4])
+    assert torch.equal(data.oracle_gradients(ds.test, 4, batch=3), grad_O[:4])
+    assert data.oracle_gradients(ds.test) is grad_O  # computed once per split
     got = robustness.measure(net, ds.test.image.double(), grad_O, batch=4)
     ref = robustness.vulnerabilities(robustness.network_gradients(net, ds.test.image.double()), grad_O).means()
     for k in ("v_max", "v_sen", "v_inv"):

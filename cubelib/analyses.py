@@ -1,0 +1,170 @@
+"""Analyses over several trained networks, stored with the results: the noise sweep of
+Figs. 9-10 (cubelib.noise) and 004's robustness indicator of every network (cubelib.inputspace).
+
+Each is computed once from the networks' stored weights and kept in
+results/<preset>/analysis-<kind>-<key>.json (store.analysis), so the book builds from files.
+"""
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+from . import data, experiments, inputspace, noise, presets, store
+from .inputspace import spearman  # noqa: F401  (re-exported for the summary)
+from .experiments import Robust
+
+
+def best(scores: dict, e_limit: float | None = None):
+    """The label in `scores` (label -> (test e, test v_max)) with the lowest v_max, among those
+    with e <= `e_limit` when given (if none qualifies: the lowest e).  The one rule by which
+    the book picks a sweep's "best" network."""
+    ok = {k: ev for k, ev in scores.items() if e_limit is None or ev[0] <= e_limit}
+    if ok:
+        return min(ok, key=lambda k: ok[k][1])
+    return min(scores, key=lambda k: scores[k][0])
+
+
+def scores(results: dict) -> dict:
+    """label -> (test e, test v_max) of results (label -> store.Result), for `best`."""
+    return {k: (r.e_test, r.v_max_test) for k, r in results.items()}
+
+
+def _get(exp, compute: bool, device="cpu"):
+    return store.run(exp, device=device, progress=False) if compute else store.load(exp)
+
+
+def best_gaussian(preset, compute: bool = True, device="cpu"):
+    """The Gaussian augmentation of the sigma sweep with the lowest test v_max: the paper's
+    "best result of Gaussian augmentation" (N_.095 in Figs. 9-10); None if one is missing."""
+    p = presets.get(preset)
+    exps = {s: experiments.gaussian(p, s, p.sweep_width) for s in p.sigmas}
+    found = {s: _get(e, compute, device) for s, e in exps.items()}
+    if any(r is None for r in found.values()):
+        return None
+    return exps[best(scores(found))]
+
+
+def figure_networks(preset, compute: bool = True, device="cpu") -> dict | None:
+    """The networks of Figs. 9-10: first- (I) and second-order (II) robust training of the
+    preset's largest robust recipe (quick: L = 128 with R_high; paper: the 20M network), each
+    with and without the trade-off epoch, and the best Gaussian augmentation (N)."""
+    p = presets.get(preset)
+    kind, width = (dict(deep=True), p.deep_width) if p.deep_width else (dict(high=True), p.high_width)
+    nets = {}
+    for label, second in (("I", False), ("II", True)):
+        nets[label] = experiments.robust(p, Robust(second=second, **kind), width)
+        nets[f"{label} + E0+E1 epoch"] = experiments.robust(p, Robust(second=second, tradeoff=True, **kind), width)
+    gaussian = best_gaussian(p, compute, device)
+    if gaussian is None:
+        return None
+    nets[f"N {gaussian.recipe.phases[0].terms[0].noise:g}"] = gaussian
+    return nets
+
+
+def noise_sweep(preset, networks: dict | None = None, seed: int = 0, compute: bool = True, device="cpu",
+                progress: bool = True, sigmas=None) -> dict | None:
+    """Error and v_max of each network (label -> Experiment; default: `figure_networks`) under
+    noise of the preset's sigmas (or `sigmas`), against the oracle's answers (eq. 52 and
+    eq. 9), on the first test images.  None when it is not stored and compute is False."""
+    p = presets.get(preset) if sigmas is None else presets.get(preset, noise_sigmas=tuple(sigmas))
+    networks = networks if networks is not None else figure_networks(p, compute, device)
+    if networks is None:
+        return None
+    spec = {"networks": {k: e.key() for k, e in networks.items()}, "seed": seed, "sigmas": list(p.noise_sigmas),
+            "images": p.noise_images, "data": data.dataset_config(p, order=2).key()}
+
+    def compute_sweep():
+        ds = data.load(data.dataset_config(p, order=2), device=device, progress=progress)
+        models = {label: store.network(exp, device=device) for label, exp in networks.items()}
+        out = {"preset": p.name, "seed": seed, "images": min(p.noise_images, len(ds.test)),
+               "sigmas": list(p.noise_sigmas), "oracle": [], "networks": {label: [] for label in networks},
+               "experiments": {label: exp.name for label, exp in networks.items()}}
+        for sigma in tqdm(p.noise_sigmas, desc="noise sweep", unit="sigma", disable=not progress):
+            no = noise.noisy_oracle(ds.test, sigma, p.noise_images, seed)
+            out["oracle"].append(noise.oracle_summary(no, ds.norms.D_i))
+            for label, model in models.items():
+                out["networks"][label].append(noise.metrics(model, no, ds.norms.D_i, device))
+        return out
+
+    return store.analysis(p.name, "noise", spec, noise, compute_sweep if compute else None)
+
+
+def indicator_table(preset, networks: dict | None = None, seed: int = 0, compute: bool = True,
+                    progress: bool = True) -> dict | None:
+    """004's indicator of each network (name -> Experiment; default: every network of the
+    book) on the first test images, next to its test e and vulnerabilities."""
+    p = presets.get(preset)
+    networks = networks if networks is not None else {e.name: e for e in experiments.all_experiments(p)}
+    spec = {"networks": {k: e.key() for k, e in sorted(networks.items())}, "seed": seed,
+            "images": p.indicator_images}
+
+    def compute_table():
+        ds = data.load(data.dataset_config(p, order=1), progress=progress)
+        k = min(p.indicator_images, len(ds.test))
+        out = {"preset": p.name, "images": k, "networks": {}}
+        for name, exp in tqdm(sorted(networks.items()), desc="indicator", unit="network", disable=not progress):
+            m = store.run(exp, progress=progress).metrics
+            row = inputspace.indicator(store.network(exp), ds.test.image[:k], ds.test.target[:k], ds.norms.n, seed=seed)
+            row.update({key: m[key] for key in ("e_test", "v_max_test", "v_sen_test", "v_inv_test")})
+            out["networks"][name] = row
+        return out
+
+    return store.analysis(p.name, "indicator", spec, inputspace, compute_table if compute else None)
+
+
+def _row(exp, res, **extra) -> dict:
+    m = res.metrics
+    return dict(name=exp.name, experiment=exp, e_test=m["e_test"], v_max_test=m["v_max_test"],
+                v_sen_test=m["v_sen_test"], v_inv_test=m["v_inv_test"],
+                train_seconds=res.provenance["train_seconds"], **extra)
+
+
+def baseline_table(preset, device="cpu", compute: bool = True) -> dict | None:
+    """The baselines chapter's comparison (results loaded, or computed if missing).
+
+    reference: universal robust training of the same width with its trade-off epoch (Table 4).
+    sweeps: method -> a row per strength; picks: method -> `best` of its sweep with e limited
+    by the reference's.  networks / metrics: label -> Experiment / row, for the table: the
+    robustness chapter's networks of this width, then each method's pick.  With
+    compute=False: None if any result is missing."""
+    p = presets.get(preset)
+    W = p.baseline_width
+
+    def get(exp, **extra):
+        res = _get(exp, compute, device)
+        if res is None:
+            raise LookupError(exp.name)
+        return _row(exp, res, **extra)
+
+    def pick(rows: list, limit: float) -> dict:
+        return rows[best({i: (r["e_test"], r["v_max_test"]) for i, r in enumerate(rows)}, limit)]
+
+    try:
+        reference = get(experiments.robust(p, Robust(tradeoff=True), W))
+        sweeps = {m: [get(e, strength=s) for e, s in zip(experiments.baseline_sweep(p, m), experiments.baseline_strengths(p, m))]
+                  for m in experiments.BASELINE_METHODS}
+        picks = {m: pick(rows, reference["e_test"]) for m, rows in sweeps.items()}
+        literature = {}
+        if W == p.sweep_width:
+            literature["Gaussian augmentation"] = [get(experiments.gaussian(p, s, W)) for s in p.sigmas]
+            literature["Jacobian reg. (§4.6.3)"] = [get(experiments.jacobian(p, c, W)) for c in p.jacobian_weights]
+        conventional = get(experiments.accuracy(p, "conventional", W))
+        refs = {"conventional": conventional, "first derivatives": get(experiments.accuracy(p, "first", W)),
+                "universal robust, trade-off adj.": reference}
+        robust = {"robust, trade-off adj.": reference}
+        if p.high_width == W:
+            refs["universal robust + R_high, trade-off adj."] = robust["robust + R_high, trade-off adj."] = \
+                get(experiments.robust(p, Robust(high=True, tradeoff=True), W))
+    except LookupError:
+        return None
+    strength_of = {"Gaussian augmentation": lambda e: f"sigma = {e.recipe.phases[0].terms[0].noise:g}",
+                   "Jacobian reg. (§4.6.3)": lambda e: f"c^2 = {e.recipe.phases[0].terms[1].weight:g}"}
+    for label, rows in literature.items():
+        chosen = pick(rows, reference["e_test"])
+        refs[f"{label}, {strength_of[label](chosen['experiment'])}"] = chosen
+    labels = {m: f"{m} ({r['strength']:g})" for m, r in picks.items()}
+    metrics = {**refs, **{labels[m]: r for m, r in picks.items()}}
+    return {"reference": reference, "reference_label": "universal robust, trade-off adj.", "sweeps": sweeps,
+            "picks": picks, "picks_by_label": set(labels.values()), "literature_sweeps": literature,
+            "robust": robust, "conventional": conventional, "metrics": metrics,
+            "networks": {label: r["experiment"] for label, r in metrics.items()}}
+

@@ -1,0 +1,398 @@
+"""The result store: immutable results of experiments, with a manifest and provenance.
+
+An `Experiment` (a data set and a training recipe) has a key: a hash of both and of the
+schema, i.e. of everything it is asked to compute.  Its result lives in
+results/<preset>/<name>-<key>.json (metrics, learning curves, provenance) and, for networks
+of up to SMALL_MODEL weights, its weights beside it.  A written result is never rewritten.
+
+The code that turns a data set into a result has a version, `code_version()`: a hash of the
+training and evaluation modules with comments and docstrings left out.  A result made by
+other code is used only when results/equivalences.json records that code as verified to
+give bit-identical training (scripts/check_equivalence.py does the check and writes the
+record); otherwise loading it raises StaleResult, and nothing is silently retrained over it.
+With CUBELIB_NO_TRAIN=1, `run` raises instead of training (the book built from results).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import datetime
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import (baselines, data, directions, evaluate, geometry, jets, oracle, recipes, robustness, terms, train,
+               trainset)
+
+SCHEMA = 2
+ROOT = Path(__file__).resolve().parents[1]
+# networks up to this many weights (L <= 256: ~2.4 MB) keep their weights beside the result,
+# so analyses can load them without retraining; larger ones stay in the checkpoint cache
+SMALL_MODEL = 1_000_000
+# what decides a result's numbers besides its config: hashed into code_version()
+CODE = (data, geometry, jets, terms, recipes, trainset, train, evaluate, directions, oracle, robustness, baselines)
+
+
+class StaleResult(RuntimeError):
+    """A stored result made by code not recorded as equivalent to the current code."""
+
+
+class TrainingDisabled(RuntimeError):
+    """CUBELIB_NO_TRAIN is set and a result is missing."""
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("CUBELIB_RESULTS", ROOT / "results"))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # e.g. "accuracy-quick-first-L128"; the file name starts with it
+    preset: str
+    chapter: str  # the chapter that trains it
+    data: data.DatasetConfig
+    recipe: recipes.Recipe
+    # an experiment whose recipe is a prefix of this one's (same data and settings, its phases
+    # the first of ours): training continues from its final checkpoint when the cache has it
+    # (bit-identical, since a resumed run is the uninterrupted run)
+    parent: "Experiment | None" = None
+
+    def __post_init__(self):
+        p = self.parent
+        if p is not None:
+            same = dataclasses.replace(self.recipe, phases=p.recipe.phases) == p.recipe
+            prefix = self.recipe.phases[:len(p.recipe.phases)] == p.recipe.phases
+            if p.data != self.data or not same or not prefix or len(p.recipe.phases) >= len(self.recipe.phases):
+                raise ValueError(f"Experiment {self.name!r}: parent {p.name!r} must have the same data and "
+                                 "recipe, with phases a strict prefix of this one's")
+
+    def key(self) -> str:
+        blob = json.dumps({"data": self.data.key(), "recipe": self.recipe.key(), "schema": SCHEMA}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def path(self, root: Path | None = None) -> Path:
+        return (root or results_root()) / self.preset / f"{self.name}-{self.key()}.json"
+
+    def weights_path(self, root: Path | None = None) -> Path:
+        return self.path(root).with_suffix(".pt")
+
+    def checkpoint_path(self) -> Path:
+        return data.default_cache_dir() / "checkpoints" / f"{self.name}-{self.key()}.pt"
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    key: str
+    metrics: dict  # evaluate.metrics
+    curves: dict  # learning curves (train.train)
+    provenance: dict  # code_version, git commit, device, torch, train_seconds, date
+    config: dict  # the data set's and the recipe's description
+
+    @property
+    def e_test(self) -> float:
+        return self.metrics["e_test"]
+
+    @property
+    def v_max_test(self) -> float:
+        return self.metrics["v_max_test"]
+
+    @property
+    def minutes(self) -> float:
+        return self.provenance["train_seconds"] / 60
+
+
+# --------------------------------------------------------------------------------------
+# Code versions and their recorded equivalences
+
+def _normalised_source(module) -> str:
+    """The module's code without comments and docstrings: edits to either change nothing."""
+    tree = ast.parse(Path(module.__file__).read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
+                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+@functools.lru_cache(maxsize=None)
+def code_version() -> str:
+    """Hash of the code in CODE, read once per process (at import, see the end of this file):
+    a long run records the code it runs, not a later edit of the files."""
+    h = hashlib.sha256()
+    for m in CODE:
+        h.update(_normalised_source(m).encode())
+    return h.hexdigest()[:12]
+
+
+def equivalences_path(root: Path | None = None) -> Path:
+    return (root or results_root()) / "equivalences.json"
+
+
+def equivalences(root: Path | None = None) -> list[dict]:
+    path = equivalences_path(root)
+    if not path.exists():
+        return []
+    try:
+        found = json.loads(path.read_text())
+        assert isinstance(found, list) and all("from" in e and "to" in e for e in found)
+        return found
+    except (ValueError, AssertionError) as exc:
+        raise ValueError(f"{path}: not a list of equivalence records ({exc})") from exc
+
+
+def accepted_versions(root: Path | None = None) -> set[str]:
+    """The current code version and every version recorded as training identically to it."""
+    accepted = {code_version()}
+    edges = equivalences(root)
+    grew = True
+    while grew:
+        grew = False
+        for e in edges:
+            if (e["to"] in accepted) != (e["from"] in accepted):
+                accepted |= {e["to"], e["from"]}
+                grew = True
+    return accepted
+
+
+def record_equivalence(old: str, evidence: str, root: Path | None = None, checked: list[str] | None = None):
+    """Append 'code `old` trains bit-identically to the current code' with its evidence."""
+    found = equivalences(root)
+    found.append({"from": old, "to": code_version(), "evidence": evidence, "checked": checked or [],
+                  "commit": _git_commit(), "date": _now()})
+    write_json(equivalences_path(root), found, overwrite=True)
+
+
+# --------------------------------------------------------------------------------------
+# Reading and writing
+
+def write_json(path: Path, obj: dict, overwrite: bool = False):
+    """Atomically (a run killed mid-write leaves no half file); never over another file
+    unless `overwrite` (the manifest and the equivalence records)."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; results are immutable")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def read(exp: Experiment, root: Path | None = None) -> Result:
+    """The stored result of `exp`; FileNotFoundError if there is none, ValueError if the file
+    is unreadable or made for another config, StaleResult if made by unrecorded code."""
+    path = exp.path(root)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from exc
+    if raw.get("schema") != SCHEMA or raw.get("key") != exp.key():
+        raise ValueError(f"{path}: made for another config or schema (key {raw.get('key')}, schema "
+                         f"{raw.get('schema')}; expected {exp.key()}, {SCHEMA})")
+    made_by = raw["provenance"].get("code_version")
+    if made_by not in accepted_versions(root):
+        raise StaleResult(f"{path.name} was made by code {made_by}, which is not recorded as equivalent to the "
+                          f"current code {code_version()}: verify with scripts/check_equivalence.py (it records "
+                          f"the equivalence), or delete the file to retrain")
+    return Result(**{f.name: raw[f.name] for f in dataclasses.fields(Result)})
+
+
+def load(exp: Experiment, root: Path | None = None) -> Result | None:
+    """The stored result of `exp`, or None when there is none."""
+    try:
+        return read(exp, root)
+    except FileNotFoundError:
+        return None
+
+
+def run(exp: Experiment, device="cpu", root: Path | None = None, progress: bool = True,
+        time_limit: float | None = None) -> Result | None:
+    """Load the result of `exp` or compute it.  Returns None if `time_limit` (seconds) ran out
+    first; the checkpoint then lets the next call resume."""
+    found = load(exp, root)
+    if found is not None:
+        return found
+    if os.environ.get("CUBELIB_NO_TRAIN"):
+        raise TrainingDisabled(f"{exp.path(root)} is missing and CUBELIB_NO_TRAIN is set")
+    started = time.monotonic()
+    ds = data.load(exp.data, device=device, progress=progress)
+    if time_limit is not None:  # building the data set counts against the limit too
+        time_limit = max(0.0, time_limit - (time.monotonic() - started))
+    ck = exp.checkpoint_path()
+    if exp.parent is not None and not ck.exists():
+        _continue_parent(exp, ck)
+    res = train.train(exp.recipe, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
+                      time_limit=time_limit)
+    if not res.complete:
+        return None
+    raw = {"schema": SCHEMA, "name": exp.name, "key": exp.key(),
+           "config": {"data": dataclasses.asdict(exp.data), "recipe": exp.recipe.describe()},
+           "metrics": evaluate.metrics(res.model, ds, device), "curves": res.curves,
+           "provenance": provenance(device, res.seconds)}
+    if res.model.n_weights() <= SMALL_MODEL:
+        weights = exp.weights_path(root)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.cpu() for k, v in res.model.state_dict().items()}, weights.with_suffix(".tmp-pt"))
+        os.replace(weights.with_suffix(".tmp-pt"), weights)
+    write_json(exp.path(root), raw)
+    add_to_manifest(exp, raw, root)
+    return read(exp, root)
+
+
+def model(exp: Experiment, device="cpu", root: Path | None = None) -> jets.MLP:
+    """The trained network of `exp` from its stored weights, else from its final checkpoint in
+    the cache; FileNotFoundError when neither exists (train it with `run` first)."""
+    net = jets.MLP(exp.recipe.hidden)
+    if load(exp, root) is None:
+        raise FileNotFoundError(f"{exp.name}: no result; run it first (store.run)")
+    if exp.weights_path(root).exists():
+        net.load_state_dict(torch.load(exp.weights_path(root), weights_only=True))
+        return net.to(device)
+    ck = exp.checkpoint_path()
+    if ck.exists():
+        state = torch.load(ck, weights_only=False, map_location="cpu")
+        if state.get("epoch") == exp.recipe.epochs and state.get("key", "").startswith(exp.recipe.key()):
+            net.load_state_dict(state["model"])
+            return net.to(device)
+    raise FileNotFoundError(f"{exp.name}: its weights are not stored (over {SMALL_MODEL} weights) and its final "
+                            f"checkpoint {ck} is not in this cache")
+
+
+def network(exp: Experiment, device="cpu", root: Path | None = None) -> jets.MLP:
+    """`run(exp)` (load, or train unless CUBELIB_NO_TRAIN is set), then `model(exp)`."""
+    if run(exp, device=device, root=root, progress=False) is None:
+        raise RuntimeError(f"{exp.name}: training stopped before the end")
+    return model(exp, device, root)
+
+
+def _continue_parent(exp: Experiment, ck: Path):
+    """Start `exp` from its parent's final checkpoint, if the cache has it."""
+    src = exp.parent.checkpoint_path()
+    if not src.exists():
+        return
+    state = torch.load(src, weights_only=False, map_location="cpu")
+    if state.get("key") != exp.parent.recipe.key() + ":" + exp.parent.data.key() or \
+            state.get("epoch") != exp.parent.recipe.epochs:
+        return
+    state["key"] = exp.recipe.key() + ":" + exp.data.key()
+    train.save(ck, state)
+
+
+# --------------------------------------------------------------------------------------
+# Analyses of several trained networks (noise sweeps, indicator tables)
+
+def analysis(preset: str, kind: str, spec: dict, module, compute=None, root: Path | None = None) -> dict | None:
+    """The analysis `kind` of `spec` (its networks' experiment keys and its settings), made by
+    `module`: results/<preset>/analysis-<kind>-<key>.json, the key covering `spec`, the
+    schema and the module's code.  Loaded when present; else computed by `compute()` (a dict)
+    and written with provenance; None when absent and `compute` is None.  Like results, a file
+    made by unrecorded training code raises StaleResult."""
+    blob = json.dumps({"spec": spec, "schema": SCHEMA, "code": _normalised_source(module)}, sort_keys=True)
+    path = (root or results_root()) / preset / f"analysis-{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}: unreadable ({exc}); delete it to recompute") from exc
+        if found["provenance"].get("code_version") not in accepted_versions(root):
+            raise StaleResult(f"{path.name} was made by code {found['provenance'].get('code_version')}, not recorded "
+                              f"as equivalent to {code_version()}; delete it to recompute")
+        return found
+    if compute is None:
+        return None
+    if os.environ.get("CUBELIB_NO_TRAIN"):
+        raise TrainingDisabled(f"{path} is missing and CUBELIB_NO_TRAIN is set")
+    started = time.monotonic()
+    out = dict(compute(), spec=spec)
+    out["provenance"] = provenance("cpu", time.monotonic() - started)
+    write_json(path, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Provenance and the manifest
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "cubelib"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(device, seconds: float) -> dict:
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {"code_version": code_version(), "git_commit": _git_commit(), "device": name, "torch": torch.__version__,
+            "python": platform.python_version(), "train_seconds": round(seconds, 2), "date": _now()}
+
+
+def manifest_path(preset: str, root: Path | None = None) -> Path:
+    return (root or results_root()) / preset / "manifest.json"
+
+
+def manifest(preset: str, root: Path | None = None) -> dict:
+    path = manifest_path(preset, root)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def add_to_manifest(exp: Experiment, raw: dict, root: Path | None = None):
+    """Record a new result: key -> name, chapter, code version, commit, date and checksums."""
+    entries = manifest(exp.preset, root)
+    files = [exp.path(root)] + ([exp.weights_path(root)] if exp.weights_path(root).exists() else [])
+    entries[exp.key()] = {"name": exp.name, "chapter": exp.chapter, "code_version": raw["provenance"]["code_version"],
+                          "commit": raw["provenance"]["git_commit"], "date": raw["provenance"]["date"],
+                          "sha256": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}}
+    write_json(manifest_path(exp.preset, root), dict(sorted(entries.items(), key=lambda kv: kv[1]["name"])),
+               overwrite=True)
+
+
+def status(experiments: list[Experiment], root: Path | None = None) -> dict:
+    """What the store holds for a preset's experiments: `missing` (not trained), `stale`
+    (made by unrecorded code), `corrupt` (checksum differs from the manifest, or unreadable),
+    `orphaned` (files of the preset no experiment asks for), `ok`."""
+    out = {"ok": [], "missing": [], "stale": [], "corrupt": [], "orphaned": []}
+    presets = {e.preset for e in experiments}
+    wanted = {e.path(root).name for e in experiments}
+    for exp in experiments:
+        entry = manifest(exp.preset, root).get(exp.key())
+        try:
+            found = read(exp, root)
+        except FileNotFoundError:
+            out["missing"].append(exp.name)
+            continue
+        except StaleResult:
+            out["stale"].append(exp.name)
+            continue
+        except ValueError:
+            out["corrupt"].append(exp.name)
+            continue
+        digest = hashlib.sha256(exp.path(root).read_bytes()).hexdigest()
+        ok = found is not None and entry is not None and entry["sha256"].get(exp.path(root).name) == digest
+        out["ok" if ok else "corrupt"].append(exp.name)
+    for preset in presets:
+        for f in sorted(((root or results_root()) / preset).glob("*.json")):
+            if f.name != "manifest.json" and f.name not in wanted and not f.name.startswith("analysis-"):
+                out["orphaned"].append(f"{preset}/{f.name}")
+    return out
+
+
+code_version()  # fixed now, while the files on disk are the code this process runs
