@@ -165,8 +165,9 @@ def accepted_versions(root: Path | None = None) -> set[str]:
 
 
 def record_equivalence(old: str, evidence: str, root: Path | None = None, checked: list[str] | None = None):
-    """Append 'code `old` trains bit-identically to the current code' with its evidence."""
-    found = equivalences(root)
+    """Record 'code `old` trains bit-identically to the current code' with its evidence
+    (replacing an earlier record of the same pair)."""
+    found = [e for e in equivalences(root) if (e["from"], e["to"]) != (old, code_version())]
     found.append({"from": old, "to": code_version(), "evidence": evidence, "checked": checked or [],
                   "commit": _git_commit(), "date": _now()})
     write_json(equivalences_path(root), found, overwrite=True)

@@ -124,6 +124,8 @@ def main() -> int:
     a.add_argument("old")
     a.add_argument("--preset", default="quick")
     a.add_argument("--dry-run", action="store_true", help="check, but record nothing")
+    a.add_argument("--recheck", action="store_true",
+                   help="check every stored code version other than the current one, even if already recorded")
     args = a.parse_args()
     old = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.old], capture_output=True, text=True).stdout.strip()
     if not old:
@@ -133,7 +135,7 @@ def main() -> int:
     from cubelib import data, store
     cache = str(data.default_cache_dir())
     specs, versions = shapes(args.preset)
-    stale = sorted(set(versions) - store.accepted_versions())
+    stale = sorted(set(versions) - ({store.code_version()} if args.recheck else store.accepted_versions()))
     if not stale:
         print("every stored result is already accepted by the current code")
         return 0
