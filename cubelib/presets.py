@@ -62,6 +62,7 @@ class Preset:
     surface_steps: int  # grid of 004's input-space surfaces (steps x steps)
     spectrum_images: int  # spectra of attack directions
     derivative_checks: int  # poses checked by finite differences in the tangents chapter
+    reach_stride: int  # every k-th step of the expansions' reach curves (tangents chapter)
     norm_images: int  # renders for average derivative norms (tangents chapter, summary)
 
     def __post_init__(self):
@@ -81,7 +82,7 @@ class Preset:
 _POSITIVE = ("n_train", "n_test", "epochs", "low_lr_epochs", "batches", "eval_every", "robust_eval_every",
              "sweep_width", "baseline_width", "noise_images", "indicator_images", "oracle_images",
              "taylor_cubes", "attack_checks", "attack_images", "projection_images", "surface_steps",
-             "spectrum_images", "derivative_checks", "norm_images")
+             "spectrum_images", "derivative_checks", "reach_stride", "norm_images")
 _OPTIONAL = ("high_width", "deep_width", "robust_long_epochs", "printed_width", "second_long_epochs")
 
 
@@ -116,7 +117,7 @@ _SMOKE = Preset(
     robust_long_epochs=8, printed_width=16, second_long_epochs=6, baseline_width=16, baseline_sweep=(2,),
     noise_sigmas=(0.0, 0.1, 0.25), noise_images=12, indicator_images=8, oracle_images=4, taylor_cubes=2,
     attack_checks=2, attack_images=16, projection_images=16, surface_steps=9, spectrum_images=32,
-    derivative_checks=2, norm_images=8)
+    derivative_checks=2, reach_stride=4, norm_images=8)
 
 _QUICK = Preset(
     name="quick", n_train=9702, n_test=2016, widths=(64, 128), epochs=150, low_lr_epochs=15, batches=42,
@@ -130,7 +131,7 @@ _QUICK = Preset(
     printed_width=128, second_long_epochs=300, baseline_width=128, baseline_sweep=None,
     noise_sigmas=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25), noise_images=512, indicator_images=128,
     oracle_images=200, taylor_cubes=4, attack_checks=8, attack_images=256, projection_images=256, surface_steps=25,
-    spectrum_images=512, derivative_checks=8, norm_images=256)
+    spectrum_images=512, derivative_checks=8, reach_stride=1, norm_images=256)
 
 _PAPER = Preset(
     name="paper", n_train=97020, n_test=20160, widths=(256, 512, 1024, 2048), epochs=2000, low_lr_epochs=50,
@@ -142,7 +143,8 @@ _PAPER = Preset(
     robust_long_epochs=None, printed_width=None, second_long_epochs=None, baseline_width=1024, baseline_sweep=None,
     noise_sigmas=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25), noise_images=2048,
     indicator_images=256, oracle_images=2000, taylor_cubes=4, attack_checks=8, attack_images=1024,
-    projection_images=256, surface_steps=25, spectrum_images=512, derivative_checks=32, norm_images=2048)
+    projection_images=256, surface_steps=25, spectrum_images=512, derivative_checks=32, reach_stride=1,
+    norm_images=2048)
 
 # the paper's smallest network (Tables 1-5 at 0.6M weights) at the paper's data and schedule
 _PAPER_SMALL = dataclasses.replace(

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Table:
-    """A Markdown table: a bold `title` line, `columns`, `rows` of cells, and an optional
-    `note` below.  Cells are shown as given (str), with `formats[column]` (floats), or "-"
+    """A Markdown table: a bold `title` followed by `subtitle` (plain), `columns`, `rows` of
+    cells, and an optional `note` below.  Cells are shown as given (str), with `formats[column]` (floats), or "-"
     (None)."""
 
     title: str
@@ -20,6 +20,7 @@ class Table:
     rows: list[list] = field(default_factory=list)
     formats: dict[int, str] = field(default_factory=dict)
     note: str = ""
+    subtitle: str = ""
 
     def add(self, *cells):
         if len(cells) != len(self.columns):
@@ -34,7 +35,7 @@ class Table:
         return str(value).replace("|", "\\|")  # a pipe inside a cell would split it
 
     def markdown(self) -> str:
-        lines = [f"**{self.title}**", ""] if self.title else []
+        lines = [f"**{self.title}**{self.subtitle}", ""] if self.title else []
         lines += ["| " + " | ".join(self.columns) + " |", "|" + " --- |" * len(self.columns)]
         lines += ["| " + " | ".join(self.cell(v, i) for i, v in enumerate(row)) + " |" for row in self.rows]
         if self.note:
@@ -45,8 +46,15 @@ class Table:
         return self.markdown()
 
 
-def tables(*tables: Table) -> "Markdown":
-    """Several tables as one Markdown output, a blank line apart."""
+def row(quantity: str, paper, ours, preset: str, chapter: str) -> dict:
+    """One row of the intro's table "paper vs this book"."""
+    return {"quantity": quantity, "paper": paper, "ours": ours, "preset": preset, "chapter": chapter}
+
+
+def tables(*tables: Table):
+    """Several tables as one IPython Markdown output, a blank line apart."""
+    # the book's tools (IPython, myst_nb) are imported only when a chapter calls: the
+    # package itself runs where only torch is installed (a GPU box, the command line)
     from IPython.display import Markdown
     return Markdown("\n\n".join(t.markdown() for t in tables))
 

@@ -15,6 +15,7 @@ With CUBELIB_NO_TRAIN=1, `run` raises instead of training (the book built from r
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -47,6 +48,22 @@ class StaleResult(RuntimeError):
 
 class TrainingDisabled(RuntimeError):
     """CUBELIB_NO_TRAIN is set and a result is missing."""
+
+
+@contextlib.contextmanager
+def training(allowed: bool):
+    """Within: `run` and `analysis` may compute what is missing only if `allowed` (else they
+    raise TrainingDisabled, as with CUBELIB_NO_TRAIN=1, which always wins)."""
+    old = os.environ.get("CUBELIB_NO_TRAIN")
+    if not allowed:
+        os.environ["CUBELIB_NO_TRAIN"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CUBELIB_NO_TRAIN", None)
+        else:
+            os.environ["CUBELIB_NO_TRAIN"] = old
 
 
 def results_root() -> Path:

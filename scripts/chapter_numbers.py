@@ -28,8 +28,8 @@ def numbers(chapter: Path, preset: str) -> dict:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
             data = out.get("data", {})
-            if name is not None:
-                glued[name] = data.get("text/plain")
+            if name is not None:  # glue(..., display=False) stores the value as a papermill record
+                glued[name] = data.get("application/papermill.record/text/plain", data.get("text/plain"))
             elif "text/markdown" in data:
                 tables += NUMBER.findall(data["text/markdown"])
             elif out.get("output_type") == "stream" and out.get("name") == "stdout":

@@ -99,7 +99,8 @@ def test_failed_solves_are_reported():
     V = sampling.sample_vertices(1)
     target = torch.full((1, 41, 41), 5.0, dtype=torch.float64)  # no cube image is anywhere near
     found = oracle.nonlinear(target, V, max_iterations=3)
-    assert found.status[0] in ("max_iterations", "converged") or found.status[0].startswith("failed")
-    assert found.iterations[0] <= 3
+    # three steps cannot reach optimality here: reported as such, with the residual it has left
+    assert found.status == ["max_iterations"] and found.iterations[0] == 3
+    assert found.residual[0] > 100 and found.grad_norm[0] > 1
     with pytest.raises(ValueError, match="max_iterations"):
         oracle.nonlinear(target, V, max_iterations=0)
