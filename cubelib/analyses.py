@@ -45,10 +45,11 @@ def best_gaussian(preset, compute: bool = True, device="cpu"):
 
 def figure_networks(preset, compute: bool = True, device="cpu") -> dict | None:
     """The networks of Figs. 9-10: first- (I) and second-order (II) robust training of the
-    preset's largest robust recipe (quick: L = 128 with R_high; paper: the 20M network), each
-    with and without the trade-off epoch, and the best Gaussian augmentation (N)."""
+    preset's largest robust recipe (paper: the 20M network; quick: L = 128 with R_high;
+    paper-small: L = 256), each with and without the trade-off epoch, and the best Gaussian
+    augmentation (N)."""
     p = presets.get(preset)
-    kind, width = (dict(deep=True), p.deep_width) if p.deep_width else (dict(high=True), p.high_width)
+    kind, width = largest_robust(p)
     nets = {}
     for label, second in (("I", False), ("II", True)):
         nets[label] = experiments.robust(p, Robust(second=second, **kind), width)
@@ -58,6 +59,16 @@ def figure_networks(preset, compute: bool = True, device="cpu") -> dict | None:
         return None
     nets[f"N {gaussian.recipe.phases[0].terms[0].noise:g}"] = gaussian
     return nets
+
+
+def largest_robust(p: presets.Preset) -> tuple[dict, int]:
+    """(Robust fields, width) of the preset's largest robust recipe: the 20M network, else
+    R_high at its width, else plain robust training at the largest width."""
+    if p.deep_width:
+        return dict(deep=True), p.deep_width
+    if p.high_width:
+        return dict(high=True), p.high_width
+    return {}, max(p.widths)
 
 
 def noise_sweep(preset, networks: dict | None = None, seed: int = 0, compute: bool = True, device="cpu",
@@ -109,62 +120,4 @@ def indicator_table(preset, networks: dict | None = None, seed: int = 0, compute
         return out
 
     return store.analysis(p.name, "indicator", spec, inputspace, compute_table if compute else None)
-
-
-def _row(exp, res, **extra) -> dict:
-    m = res.metrics
-    return dict(name=exp.name, experiment=exp, e_test=m["e_test"], v_max_test=m["v_max_test"],
-                v_sen_test=m["v_sen_test"], v_inv_test=m["v_inv_test"],
-                train_seconds=res.provenance["train_seconds"], **extra)
-
-
-def baseline_table(preset, device="cpu", compute: bool = True) -> dict | None:
-    """The baselines chapter's comparison (results loaded, or computed if missing).
-
-    reference: universal robust training of the same width with its trade-off epoch (Table 4).
-    sweeps: method -> a row per strength; picks: method -> `best` of its sweep with e limited
-    by the reference's.  networks / metrics: label -> Experiment / row, for the table: the
-    robustness chapter's networks of this width, then each method's pick.  With
-    compute=False: None if any result is missing."""
-    p = presets.get(preset)
-    W = p.baseline_width
-
-    def get(exp, **extra):
-        res = _get(exp, compute, device)
-        if res is None:
-            raise LookupError(exp.name)
-        return _row(exp, res, **extra)
-
-    def pick(rows: list, limit: float) -> dict:
-        return rows[best({i: (r["e_test"], r["v_max_test"]) for i, r in enumerate(rows)}, limit)]
-
-    try:
-        reference = get(experiments.robust(p, Robust(tradeoff=True), W))
-        sweeps = {m: [get(e, strength=s) for e, s in zip(experiments.baseline_sweep(p, m), experiments.baseline_strengths(p, m))]
-                  for m in experiments.BASELINE_METHODS}
-        picks = {m: pick(rows, reference["e_test"]) for m, rows in sweeps.items()}
-        literature = {}
-        if W == p.sweep_width:
-            literature["Gaussian augmentation"] = [get(experiments.gaussian(p, s, W)) for s in p.sigmas]
-            literature["Jacobian reg. (§4.6.3)"] = [get(experiments.jacobian(p, c, W)) for c in p.jacobian_weights]
-        conventional = get(experiments.accuracy(p, "conventional", W))
-        refs = {"conventional": conventional, "first derivatives": get(experiments.accuracy(p, "first", W)),
-                "universal robust, trade-off adj.": reference}
-        robust = {"robust, trade-off adj.": reference}
-        if p.high_width == W:
-            refs["universal robust + R_high, trade-off adj."] = robust["robust + R_high, trade-off adj."] = \
-                get(experiments.robust(p, Robust(high=True, tradeoff=True), W))
-    except LookupError:
-        return None
-    strength_of = {"Gaussian augmentation": lambda e: f"sigma = {e.recipe.phases[0].terms[0].noise:g}",
-                   "Jacobian reg. (§4.6.3)": lambda e: f"c^2 = {e.recipe.phases[0].terms[1].weight:g}"}
-    for label, rows in literature.items():
-        chosen = pick(rows, reference["e_test"])
-        refs[f"{label}, {strength_of[label](chosen['experiment'])}"] = chosen
-    labels = {m: f"{m} ({r['strength']:g})" for m, r in picks.items()}
-    metrics = {**refs, **{labels[m]: r for m, r in picks.items()}}
-    return {"reference": reference, "reference_label": "universal robust, trade-off adj.", "sweeps": sweeps,
-            "picks": picks, "picks_by_label": set(labels.values()), "literature_sweeps": literature,
-            "robust": robust, "conventional": conventional, "metrics": metrics,
-            "networks": {label: r["experiment"] for label, r in metrics.items()}}
 

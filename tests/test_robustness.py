@@ -1,10 +1,9 @@
 """Vulnerabilities on constructed cases with known answers, brute force, and a trained network."""
-import math
 
 import pytest
 import torch
 
-from cubelib import data, geometry, oracle, render, robustness, sampling, train
+from cubelib import data, geometry, oracle, render, robustness, train
 from cubelib import terms as T
 from cubelib.recipes import Phase, Recipe
 from cubelib.robustness import V_SCALE

@@ -1,0 +1,393 @@
+"""The second-order chapter (§5): second-derivative training against the accuracy chapter's
+networks (Table 6) with its long run, second-order robust training (Tables 7-8), and the
+networks of Figs. 9-10 under Gaussian noise (the stored noise sweep).
+
+`study` only loads stored results and builds the tables and numbers.  The analyses that need
+the order-2 data set (~2.3 GB at quick) or the networks' weights are separate functions the
+chapter calls: `pair_norms` (n_ij of E2 and the average image Hessians) and `term_diagnosis`
+(each cost term on the first- and second-derivative networks).  The figures are drawn by
+`second_order_figures`.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import analyses, data, experiments, geometry, paper, presets, report, store
+from .. import terms as T
+from ..experiments import Robust
+from ..presets import Preset
+from ..store import Result
+
+METHODS = ("conventional", "first", "second")
+MOTIONS = ["rx", "ry", "rz", "tx", "ty", "tz"]
+PAIR_LABELS = [f"{MOTIONS[i]}-{MOTIONS[j]}" for i, j in geometry.PAIRS]
+ROTATION = np.array([j < 3 for _, j in geometry.PAIRS])  # the six rotation-rotation pairs
+DIAGNOSIS_IMAGES = 4096  # training images (every 4th) on which each cost term is measured
+
+
+@dataclass(frozen=True)
+class RobustNet:
+    """A row of Tables 7-8: robust training of kind `base` (plain, + R_high, or the 20M network)
+    at `width`; `paper_key` its column in the paper's tables (None: not a network of the paper)."""
+    label: str
+    base: Robust
+    width: int
+    paper_key: int | str | None
+
+    def kind(self, second: bool, tradeoff: bool) -> Robust:
+        return Robust(high=self.base.high, deep=self.base.deep, second=second, tradeoff=tradeoff)
+
+
+@dataclass
+class SecondOrder:
+    preset: Preset
+    accuracy: dict  # (method, width) -> Result: conventional, first (accuracy chapter) and second
+    printed: Result | None  # second-derivative training with n_ij as printed, at printed_width
+    long: dict  # "first" / "second" -> Result with second_long_epochs at the largest width ({}: not run)
+    nets: list  # RobustNet: the rows of Tables 7-8, the last one the largest recipe
+    robust: dict  # (label, second, tradeoff) -> Result of robust training of each RobustNet
+    networks: dict  # label -> Experiment: the networks of Figs. 9-10 (analyses.figure_networks)
+    sweep: dict  # the stored noise sweep of those networks (analyses.noise_sweep)
+    best: int  # the largest width
+    data_sizes: dict  # preset name -> (n_train, n_test, GiB of images + d1, GiB of images + d1 + d2)
+    schedule: str  # the second-derivative recipe in words
+    table6: report.Table | None = None
+    table7: report.Table | None = None
+    table8: report.Table | None = None
+    oracle_table: report.Table | None = None  # the oracle's answer under noise (eq. 52 against eq. 9)
+    noise_table: report.Table | None = None  # e and v_max of each network at sigma = 0 and the largest sigma
+    numbers: dict = field(default_factory=dict)
+
+    def e(self, method: str, width: int, split: str = "test") -> float:
+        return self.accuracy[method, width].metrics[f"e_{split}"]
+
+
+# --------------------------------------------------------------------------------------
+# The study: stored results, tables, numbers
+
+def study(preset, device="cpu") -> SecondOrder:
+    """Every network of the chapter and the noise sweep, loaded; the tables and named numbers."""
+    p = presets.get(preset)
+    best = max(p.widths)
+    acc = {(m, w): store.run(experiments.accuracy(p, m, w), device=device) for w in p.widths for m in METHODS}
+    pw = p.printed_width
+    printed = store.run(experiments.accuracy(p, "second-printed", pw), device=device) if pw else None
+    long = {m: store.run(experiments.accuracy(p, m, best, epochs=p.second_long_epochs), device=device)
+            for m in ("first", "second")} if p.second_long_epochs else {}
+    nets = robust_nets(p)
+    rob = {(n.label, second, t): store.run(experiments.robust(p, n.kind(second, t), n.width), device=device)
+           for n in nets for second in (False, True) for t in (False, True)}
+    networks = analyses.figure_networks(p, device=device)
+    sweep = analyses.noise_sweep(p, networks, device=device)
+    s = SecondOrder(preset=p, accuracy=acc, printed=printed, long=long, nets=nets, robust=rob, networks=networks,
+                    sweep=sweep, best=best, data_sizes=_data_sizes(), schedule=_schedule(p, best))
+    s.table6 = _table6(s)
+    s.table7, s.table8 = _tables_7_8(s)
+    s.oracle_table, s.noise_table = _noise_tables(s)
+    s.numbers = {**_size_numbers(s), **_table6_numbers(s), **_long_numbers(s), **_robust_numbers(s),
+                 **_oracle_numbers(s), **_noise_numbers(s), **_verdicts(s)}
+    return s
+
+
+def robust_nets(p: Preset) -> list[RobustNet]:
+    """The preset's widths with the plain recipe, then + R_high at high_width, then the 20M network."""
+    nets = [RobustNet(f"{w}", Robust(), w, w) for w in p.widths]
+    if p.high_width:
+        nets.append(RobustNet(f"{p.high_width} + R_high", Robust(high=True), p.high_width, None))
+    if p.deep_width:
+        nets.append(RobustNet(f"{p.deep_width} (20M)", Robust(deep=True), p.deep_width, "deep"))
+    return nets
+
+
+def data_gib(config: data.DatasetConfig, rows: int) -> float:
+    """GiB of `rows` float32 41 x 41 images per sample of the data set `config`."""
+    return (config.n_train + config.n_test) * rows * 1681 * 4 / 2**30
+
+
+def _data_sizes() -> dict:
+    configs = {name: data.dataset_config(name, order=2) for name in presets.NAMES}
+    return {name: (c.n_train, c.n_test, data_gib(c, 7), data_gib(c, 28)) for name, c in configs.items()}
+
+
+def _schedule(p: Preset, width: int) -> str:
+    e = experiments.accuracy(p, "second", width)
+    return f"{e.data.n_train} training images; " + ", ".join(
+        f"{ph.epochs} epochs at {ph.lr:g} ({' + '.join(t.name for t in ph.terms)})" for ph in e.recipe.phases)
+
+
+def _table6(s: SecondOrder) -> report.Table:
+    t = report.Table("Table 6", subtitle=", second-derivative training: test errors e (%) and the gains over our "
+                     "conventional and first-derivative networks of the same size (accuracy chapter); the paper's "
+                     "gains are Table 1 / Table 6 and Table 2 / Table 6.",
+                     columns=["L", "e train", "e test", "paper: test", "conventional / second", "paper",
+                              "first / second", "paper", "minutes"],
+                     formats={1: ".3f", 2: ".3f", 4: ".2f", 5: ".0f", 6: ".2f", 7: ".1f", 8: ".1f"})
+    for w in s.preset.widths:
+        t1, t2, t6 = paper.TABLE1.get(w), paper.TABLE2.get(w), paper.TABLE6.get(w)
+        t.add(w, s.e("second", w, "train"), s.e("second", w), t6[1] if t6 else None,
+              s.e("conventional", w) / s.e("second", w), t1[1] / t6[1] if t6 else None,
+              s.e("first", w) / s.e("second", w), t2[1] / t6[1] if t6 else None, s.accuracy["second", w].minutes)
+    pw = s.preset.printed_width
+    if s.printed:
+        m = s.printed.metrics
+        t.add(f"{pw}, n_ij as printed", m["e_train"], m["e_test"], None, s.e("conventional", pw) / m["e_test"],
+              None, s.e("first", pw) / m["e_test"], None, s.printed.minutes)
+    notes = [f"Minutes at L = {w}: {r.provenance['train_seconds_note']}." for (m, w), r in s.accuracy.items()
+             if m == "second" and "train_seconds_note" in r.provenance]
+    prov = s.accuracy["second", s.best].provenance
+    notes.append(f"Minutes on {prov['device']} (the paper's networks: an A10). "
+                 f"Code {prov['git_commit'][:12]}, {prov['date'][:10]}.")
+    t.note = "\n\n".join(notes)
+    return t
+
+
+def _tables_7_8(s: SecondOrder) -> tuple[report.Table, report.Table]:
+    t7 = report.Table("Table 7", subtitle=", robust training without (first order, Table 3's recipe) and with the "
+                      "second-order terms: test e and v_max (%).",
+                      columns=["L", "first order: e", "v_max", "second order: e", "v_max", "paper (Table 7): e",
+                               "v_max"], formats={1: ".2f", 2: ".1f", 3: ".2f", 4: ".1f"})
+    t8 = report.Table("Table 8", subtitle=", second-order robust training + one epoch of E0 + E1 (trade-off "
+                      "adjusted), in %.",
+                      columns=["L", "e train", "e test", "v_max train", "v_max test", "v_sen test", "v_inv test",
+                               "paper (Table 8): e", "v_max", "v_sen", "v_inv"],
+                      formats={1: ".2f", 2: ".2f", 3: ".1f", 4: ".1f", 5: ".1f", 6: ".1f"})
+    for n in s.nets:
+        a, b = s.robust[n.label, False, False].metrics, s.robust[n.label, True, False].metrics
+        p7 = paper.TABLE7.get(n.paper_key)
+        t7.add(n.label, a["e_test"], a["v_max_test"], b["e_test"], b["v_max_test"], p7[0] if p7 else None,
+               p7[1] if p7 else None)
+        m = s.robust[n.label, True, True].metrics
+        p8 = paper.TABLE8.get(n.paper_key)
+        t8.add(n.label, m["e_train"], m["e_test"], m["v_max_train"], m["v_max_test"], m["v_sen_test"],
+               m["v_inv_test"], *(p8[k][1] if p8 else None for k in ("e", "v_max", "v_sen", "v_inv")))
+    return t7, t8
+
+
+def _noise_tables(s: SecondOrder) -> tuple[report.Table, report.Table]:
+    oracle = report.Table("", columns=["σ", "noise norm", "correction (eq. 52)", "of which 2nd order",
+                                       "eq. 52 vs eq. 9", "1st order vs eq. 9", "eq. 9 converged"],
+                          formats={1: ".2f", 2: ".2f", 3: ".2f", 4: ".3f", 5: ".3f"})
+    for o in s.sweep["oracle"]:
+        oracle.add(f"{o['sigma']:g}", o["noise_norm"], o["correction"], o["second_order_part"],
+                   o["eq52_vs_nonlinear"], o["first_vs_nonlinear"], f"{100 * o['converged']:.0f} %")
+    oracle.note = ("The oracle's answer for noisy test images, in the units of e (eq. 8, %): how far it is from the "
+                   "clean cube, the part of that which is second order, and how far eq. (52) and the first-order "
+                   "expansion are from the nonlinear oracle (over the images where it converged).")
+    nets = report.Table("", columns=["network", "e at σ = 0", "e at σ max (eq. 52)", "(eq. 9)", "(uncorrected)",
+                                     "v_max at σ = 0", "v_max at σ max", "growth", "v_max uncorrected at σ max"],
+                        formats={1: ".2f", 2: ".2f", 3: ".2f", 4: ".2f", 5: ".1f", 6: ".1f", 7: "+.1f", 8: ".1f"})
+    for label, rows_ in s.sweep["networks"].items():
+        a, z = rows_[0], rows_[-1]
+        nets.add(label, a["e_corrected"], z["e_corrected"], z["e_nonlinear"], z["e_uncorrected"],
+                 a["v_max_corrected"], z["v_max_corrected"], z["v_max_corrected"] - a["v_max_corrected"],
+                 z["v_max_uncorrected"])
+    return oracle, nets
+
+
+def epochs_to_beat(s: SecondOrder, method: str, width: int) -> int:
+    """The first evaluation epoch from which the second-order test curve stays below `method`'s
+    final test error (-1: never)."""
+    cur, target = s.accuracy["second", width].curves, s.accuracy[method, width].metrics["e_test"]
+    for k, ep in enumerate(cur["epoch"]):
+        if all(v < target for v in cur["e_test"][k:]):
+            return ep
+    return -1
+
+
+def growth(s: SecondOrder, label: str, key: str = "v_max_corrected") -> float:
+    """How much `key` of the network `label` grows from sigma = 0 to the largest sigma."""
+    rows_ = s.sweep["networks"][label]
+    return rows_[-1][key] - rows_[0][key]
+
+
+def _size_numbers(s: SecondOrder) -> dict:
+    return {"gib_paper": s.data_sizes["paper"][3], "gib_quick": s.data_sizes["quick"][3]}
+
+
+def _table6_numbers(s: SecondOrder) -> dict:
+    best, printed = s.best, s.printed
+    if printed is None:
+        reading = "was not trained at this preset"
+    elif printed.metrics["e_test"] > 90:
+        reading = (f"its sensitivity vulnerability is {printed.metrics['v_sen_test']:.2f} %: it has collapsed to "
+                   "an almost constant output. The printed weights let the 15 pairs whose target is zero dominate "
+                   "E2, and a network without input gradient satisfies them all")
+    else:
+        reading = f"its v_max is {printed.metrics['v_max_test']:.1f} %"
+    return {"gain2_conv": s.e("conventional", best) / s.e("second", best),
+            "gain2_first": s.e("first", best) / s.e("second", best),
+            "e2_best": s.e("second", best), "e1_best": s.e("first", best), "e0_best": s.e("conventional", best),
+            "best": int(best), "e2_printed": printed.metrics["e_test"] if printed else float("nan"),
+            "printed_reading": reading,
+            "beat_first_epoch": int(epochs_to_beat(s, "first", best)),
+            "beat_conv_epoch": int(epochs_to_beat(s, "conventional", best))}
+
+
+def _long_numbers(s: SecondOrder) -> dict:
+    if not s.long:  # no long run at this preset: the sentence then reads "nan"
+        return {**dict.fromkeys(("long_ratio", "long_first", "long_second", "long_second_gain", "long_first_gain"),
+                                float("nan")), "long_epochs": 0}
+    n, first, second = s.preset.second_long_epochs, s.long["first"].metrics, s.long["second"].metrics
+    return {"long_ratio": n / s.preset.epochs, "long_epochs": int(n), "long_first": first["e_test"],
+            "long_second": second["e_test"], "long_second_gain": s.e("second", s.best) / second["e_test"],
+            "long_first_gain": s.e("first", s.best) / first["e_test"]}
+
+
+def _robust_numbers(s: SecondOrder) -> dict:
+    big = s.nets[-1].label
+    I, II = s.robust[big, False, False].metrics, s.robust[big, True, False].metrics
+    It, IIt = s.robust[big, False, True].metrics, s.robust[big, True, True].metrics
+    # the training-time ratio from the plain recipe at the largest width (a timing disturbed by
+    # other jobs carries a train_seconds_note in its provenance)
+    w_cost = max(s.preset.widths)
+    return {"big_label": big, "I_e": I["e_test"], "I_v": I["v_max_test"], "II_e": II["e_test"],
+            "II_v": II["v_max_test"], "It_e": It["e_test"], "It_v": It["v_max_test"], "IIt_e": IIt["e_test"],
+            "IIt_v": IIt["v_max_test"], "II_over_I": II["e_test"] / I["e_test"],
+            "IIt_over_It": IIt["e_test"] / It["e_test"], "dv_clean": II["v_max_test"] - I["v_max_test"],
+            "cost_ratio": s.robust[f"{w_cost}", True, False].provenance["train_seconds"]
+            / s.robust[f"{w_cost}", False, False].provenance["train_seconds"],
+            "w_cost": int(w_cost)}
+
+
+def _oracle_numbers(s: SecondOrder) -> dict:
+    top = s.sweep["oracle"][-1]
+    return {"sigma_top": top["sigma"], "norm_top": top["noise_norm"], "corr_top": top["correction"],
+            "second_share_top": top["second_order_part"] / top["correction"],
+            "second_share_inv": top["correction"] / top["second_order_part"],
+            "eq52_gap_top": top["eq52_vs_nonlinear"], "first_gap_top": top["first_vs_nonlinear"],
+            "nl_corr_top": top["nonlinear_correction"], "converged_top": 100 * top["converged"]}
+
+
+def _noise_numbers(s: SecondOrder) -> dict:
+    nets = s.sweep["networks"]
+    gI, gII, gIt, gIIt = (growth(s, k) for k in ("I", "II", "I + E0+E1 epoch", "II + E0+E1 epoch"))
+    gauss_label = next(k for k in nets if k.startswith("N"))
+    corr_helps = [k for k, rows_ in nets.items() if rows_[-1]["e_corrected"] < rows_[-1]["e_uncorrected"]]
+    if gII < gI and gIIt < gIt:
+        verdict = "grows more slowly"
+    elif gII >= gI and gIIt >= gIt:
+        verdict = "does not grow more slowly"
+    else:
+        verdict = "grows more slowly for one of the two pairs only"
+    return {"grow_I": gI, "grow_II": gII, "grow_It": gIt, "grow_IIt": gIIt, "grow_N": growth(s, gauss_label),
+            "gauss_label": gauss_label,
+            "uncorr_gap": max(abs(r["v_max_corrected"] - r["v_max_uncorrected"]) for v in nets.values() for r in v),
+            "corr_helps": ", ".join(corr_helps) or "none of them", "noise_verdict": verdict}
+
+
+def _verdicts(s: SecondOrder) -> dict:
+    best = s.best
+    if s.long:
+        gap = s.e("second", best) / s.e("first", best)
+        gap_long = s.long["second"].metrics["e_test"] / s.long["first"].metrics["e_test"]
+        trend = (f"{'narrows' if gap_long < gap else 'does not narrow'} (second / first: "
+                 f"{gap:.1f} at {s.preset.epochs} epochs, {gap_long:.1f} at {s.preset.second_long_epochs})")
+    else:
+        trend = "was not measured"
+    return {"long_trend": trend, "acc_verdict": "beats" if s.e("second", best) < s.e("first", best) else "does not beat"}
+
+
+# --------------------------------------------------------------------------------------
+# The intro's rows
+
+def rows(s: SecondOrder) -> list[dict]:
+    """The intro table's rows of this chapter (summary.second_order_rows), from the study."""
+    p, W, chapter = s.preset, s.best, "second order"
+    t6 = paper.TABLE6.get(W)
+    out = [
+        report.row(f"test e (%), second derivatives, L = {W}", t6[1] if t6 else f"{paper.TABLE6[256][1]} (0.6M)",
+                   round(s.e("second", W), 3), p.name, chapter),
+        report.row(f"accuracy gain of second-derivative over conventional training, L = {W}",
+                   paper.ACCURACY_GAIN_VS_CONVENTIONAL, round(s.e("conventional", W) / s.e("second", W), 2),
+                   p.name, chapter),
+        report.row(f"accuracy gain of second- over first-derivative training, L = {W}",
+                   paper.ACCURACY_GAIN_VS_FIRST, round(s.e("first", W) / s.e("second", W), 2), p.name, chapter),
+    ]
+    big = s.nets[-1]  # the 20M network, else robust training + R_high
+    r = s.robust[big.label, True, True]
+    t8 = paper.TABLE8["deep"]
+    out.append(report.row(f"second-order robust training + R_high, trade-off adjusted, L = {big.width}: test e / "
+                          "v_max (%)", f"{t8['e'][1]} / {t8['v_max'][1]} (20M)",
+                          f"{r.e_test:.2f} / {r.v_max_test:.1f}", p.name, chapter))
+    top = s.sweep["sigmas"][-1]
+    out.append(report.row(f"v_max growth from sigma = 0 to {top:g} (points): first- vs second-order robust",
+                          "II much more stable than I (Fig. 10)",
+                          f"{growth(s, 'I'):+.1f} vs {growth(s, 'II'):+.1f}", p.name, chapter))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Analyses on the order-2 data set and the networks' weights
+
+@functools.lru_cache(maxsize=1)
+def _dataset(p: Preset) -> data.Dataset:
+    """The preset's order-2 data set, read once for both analyses of the chapter."""
+    return data.load(data.dataset_config(p, order=2), progress=False)
+
+
+@dataclass
+class PairNorms:
+    image: torch.Tensor  # [21] avg ||H_ij|| over the training images (float64)
+    scaled: torch.Tensor  # [21] n_ij by the rule we use (terms.second_order_norms, "scaled")
+    printed: torch.Tensor  # [21] n_ij as printed
+    numbers: dict  # r_rot, n_rot_lo, n_rot_hi, h_max, h_max_pair, share_scaled, share_printed
+
+
+def _untargeted_share(weights: torch.Tensor) -> float:
+    """The share of the 15 pairs without a target in the total weight 1/n_ij^2 of E2."""
+    return (weights[~torch.from_numpy(ROTATION)].sum() / weights.sum()).item()
+
+
+def pair_norms(s: SecondOrder) -> PairNorms:
+    """n_ij of §5.2 under both rules, and the training images' average ||H_ij|| per pair."""
+    train = _dataset(s.preset).train
+    scaled = T.second_order_norms(train.target_d2, train.d2, "scaled")
+    printed = T.second_order_norms(train.target_d2, train.d2, "printed")
+    image = torch.stack([train.d2[i:i + 1024].flatten(2).double().norm(dim=-1).sum(0)
+                         for i in range(0, len(train), 1024)]).sum(0) / len(train)
+    rot = torch.from_numpy(ROTATION)
+    numbers = {"r_rot": image[rot].mean().item(), "n_rot_lo": scaled[rot].min().item(),
+               "n_rot_hi": scaled[rot].max().item(), "h_max": image.max().item(),
+               "h_max_pair": PAIR_LABELS[int(image.argmax())],
+               "share_scaled": 100 * _untargeted_share(1 / scaled**2),
+               "share_printed": 100 * _untargeted_share(1 / printed**2)}
+    return PairNorms(image, scaled, printed, numbers)
+
+
+@dataclass
+class TermValues:
+    terms: dict  # "first" / "second" -> {"E0": float, "E1": [6] per motion, "E2": [21] per pair}
+    numbers: dict  # E0_first, E0_second, E2_first, E2_second, E1_worst_name, E1_worst_ratio, E2_rot_share, E2_ratio
+
+
+def term_diagnosis(s: SecondOrder, norms: PairNorms) -> TermValues:
+    """E0, E1 per motion and E2 per pair (scaled n_ij) of the first- and second-derivative
+    networks of the largest width, on every 4th training image (DIAGNOSIS_IMAGES of them)."""
+    ds = _dataset(s.preset)
+    norms2 = T.Norms(n=ds.norms.n, n_i=ds.norms.n_i.float(), D=ds.norms.D_i.float(), n_ij=norms.scaled.float())
+    tr = ds.train
+    sub = torch.arange(0, len(tr), 4)[:DIAGNOSIS_IMAGES]
+    rows_ = torch.cat([tr.image[sub].reshape(len(sub), 1, -1), tr.d1[sub].reshape(len(sub), 6, -1),
+                       tr.d2[sub].reshape(len(sub), 21, -1)], 1).float()
+    terms = {}
+    for m in ("first", "second"):
+        net = store.network(experiments.accuracy(s.preset, m, s.best))
+        with torch.no_grad():
+            y, y1, y2 = (t.double() for t in net.jet_rows(rows_, 6, geometry.PAIRS))
+        terms[m] = {
+            "E0": (((y - tr.target[sub]) ** 2).sum(-1).mean() / norms2.n**2).item(),
+            "E1": (((y1 - tr.target_d1[sub]) ** 2).sum(-1).mean(0) / norms2.n_i.double()**2).numpy(),
+            "E2": (((y2 - tr.target_d2[sub]) ** 2).sum(-1).mean(0) / norms2.n_ij.double()**2).numpy(),
+        }
+    tv1, tv2 = terms["first"], terms["second"]
+    worst = int(np.argmax(tv2["E1"] / tv1["E1"]))
+    numbers = {"E0_first": tv1["E0"], "E0_second": tv2["E0"], "E2_first": float(tv1["E2"].sum()),
+               "E2_second": float(tv2["E2"].sum()), "E1_worst_name": MOTIONS[worst],
+               "E1_worst_ratio": float(tv2["E1"][worst] / tv1["E1"][worst]),
+               "E2_rot_share": 100 * float(tv2["E2"][ROTATION].sum() / tv2["E2"].sum()),
+               "E2_ratio": float(tv1["E2"].sum() / tv2["E2"].sum())}
+    return TermValues(terms, numbers)
