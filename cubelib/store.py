@@ -5,8 +5,8 @@ schema, i.e. of everything it is asked to compute.  Its result lives in
 results/<preset>/<name>-<key>.json (metrics, learning curves, provenance) and, for networks
 of up to SMALL_MODEL weights, its weights beside it.  A written result is never rewritten.
 
-The code that turns a data set into a result has a version, `code_version()`: a hash of the
-training and evaluation modules with comments and docstrings left out.  A result made by
+The code that turns a data set into a result has a version, `code_version()` (versions.py):
+a hash of the training and evaluation modules with comments and docstrings left out.  A result made by
 other code is used only when results/equivalences.json records that code as verified to
 give bit-identical training (scripts/check_equivalence.py does the check and writes the
 record); otherwise loading it raises StaleResult, and nothing is silently retrained over it.
@@ -14,32 +14,27 @@ With CUBELIB_NO_TRAIN=1, `run` raises instead of training (the book built from r
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import dataclasses
-import datetime
-import functools
 import hashlib
 import json
 import os
 import platform
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import (baselines, data, directions, evaluate, geometry, jets, oracle, recipes, robustness, terms, train,
-               trainset)
+from . import data, evaluate, jets, recipes, train
+from . import versions
+from .versions import code_version, normalised_source, write_json
 
 SCHEMA = 2
 ROOT = Path(__file__).resolve().parents[1]
 # networks up to this many weights (L <= 256: ~2.4 MB) keep their weights beside the result,
 # so analyses can load them without retraining; larger ones stay in the checkpoint cache
 SMALL_MODEL = 1_000_000
-# what decides a result's numbers besides its config: hashed into code_version()
-CODE = (data, geometry, jets, terms, recipes, trainset, train, evaluate, directions, oracle, robustness, baselines)
 
 
 class StaleResult(RuntimeError):
@@ -68,6 +63,16 @@ def training(allowed: bool):
 
 def results_root() -> Path:
     return Path(os.environ.get("CUBELIB_RESULTS", ROOT / "results"))
+
+
+def accepted_versions(root: Path | None = None) -> set[str]:
+    """The current code version and those recorded as training identically (versions.py)."""
+    return versions.accepted_versions(root or results_root())
+
+
+def record_equivalence(old: str, evidence: str, root: Path | None = None, checked: list[str] | None = None):
+    """Record in results/equivalences.json that code `old` trains like the current code."""
+    versions.record_equivalence(root or results_root(), old, evidence, checked)
 
 
 @dataclass(frozen=True)
@@ -128,81 +133,7 @@ class Result:
 
 
 # --------------------------------------------------------------------------------------
-# Code versions and their recorded equivalences
-
-def _normalised_source(module) -> str:
-    """The module's code without comments and docstrings: edits to either change nothing."""
-    tree = ast.parse(Path(module.__file__).read_text())
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
-                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
-
-
-@functools.lru_cache(maxsize=None)
-def code_version() -> str:
-    """Hash of the code in CODE, read once per process (at import, see the end of this file):
-    a long run records the code it runs, not a later edit of the files."""
-    h = hashlib.sha256()
-    for m in CODE:
-        h.update(_normalised_source(m).encode())
-    return h.hexdigest()[:12]
-
-
-def equivalences_path(root: Path | None = None) -> Path:
-    return (root or results_root()) / "equivalences.json"
-
-
-def equivalences(root: Path | None = None) -> list[dict]:
-    path = equivalences_path(root)
-    if not path.exists():
-        return []
-    try:
-        found = json.loads(path.read_text())
-        assert isinstance(found, list) and all("from" in e and "to" in e for e in found)
-        return found
-    except (ValueError, AssertionError) as exc:
-        raise ValueError(f"{path}: not a list of equivalence records ({exc})") from exc
-
-
-def accepted_versions(root: Path | None = None) -> set[str]:
-    """The current code version and every version recorded as training identically to it."""
-    accepted = {code_version()}
-    edges = equivalences(root)
-    grew = True
-    while grew:
-        grew = False
-        for e in edges:
-            if (e["to"] in accepted) != (e["from"] in accepted):
-                accepted |= {e["to"], e["from"]}
-                grew = True
-    return accepted
-
-
-def record_equivalence(old: str, evidence: str, root: Path | None = None, checked: list[str] | None = None):
-    """Record 'code `old` trains bit-identically to the current code' with its evidence
-    (replacing an earlier record of the same pair)."""
-    found = [e for e in equivalences(root) if (e["from"], e["to"]) != (old, code_version())]
-    found.append({"from": old, "to": code_version(), "evidence": evidence, "checked": checked or [],
-                  "commit": _git_commit(), "date": _now()})
-    write_json(equivalences_path(root), found, overwrite=True)
-
-
-# --------------------------------------------------------------------------------------
 # Reading and writing
-
-def write_json(path: Path, obj: dict, overwrite: bool = False):
-    """Atomically (a run killed mid-write leaves no half file); never over another file
-    unless `overwrite` (the manifest and the equivalence records)."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; results are immutable")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
 
 def read(exp: Experiment, root: Path | None = None) -> Result:
     """The stored result of `exp`; FileNotFoundError if there is none, ValueError if the file
@@ -315,7 +246,7 @@ def analysis(preset: str, kind: str, spec: dict, module, compute=None, root: Pat
     schema and the module's code.  Loaded when present; else computed by `compute()` (a dict)
     and written with provenance; None when absent and `compute` is None.  Like results, a file
     made by unrecorded training code raises StaleResult."""
-    blob = json.dumps({"spec": spec, "schema": SCHEMA, "code": _normalised_source(module)}, sort_keys=True)
+    blob = json.dumps({"spec": spec, "schema": SCHEMA, "code": normalised_source(module)}, sort_keys=True)
     path = (root or results_root()) / preset / f"analysis-{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
     if path.exists():
         try:
@@ -340,27 +271,13 @@ def analysis(preset: str, kind: str, spec: dict, module, compute=None, root: Pat
 # --------------------------------------------------------------------------------------
 # Provenance and the manifest
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10)
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "cubelib"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def provenance(device, seconds: float) -> dict:
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    return {"code_version": code_version(), "git_commit": _git_commit(), "device": name, "torch": torch.__version__,
-            "python": platform.python_version(), "train_seconds": round(seconds, 2), "date": _now()}
+    return {"code_version": code_version(), "git_commit": versions.git_commit(), "device": name,
+            "torch": torch.__version__, "python": platform.python_version(), "train_seconds": round(seconds, 2),
+            "date": versions.now()}
 
 
 def manifest_path(preset: str, root: Path | None = None) -> Path:
@@ -413,4 +330,3 @@ def status(experiments: list[Experiment], root: Path | None = None) -> dict:
     return out
 
 
-code_version()  # fixed now, while the files on disk are the code this process runs

@@ -16,7 +16,7 @@ the current code is recorded separately by scripts/check_equivalence.py.
 that held it: the numbers the book shows are then the numbers the current code computes.
 Metrics are float32 evaluations: on another CPU than the one that made them (other BLAS
 kernels) they may differ in the last bits, so the check reports how many are bit-identical
-and fails only above a relative difference of 1e-6.
+and fails only above a relative difference of 1e-5 (a change of method moves them by percent).
 """
 import argparse
 import hashlib
@@ -123,7 +123,7 @@ def verify(preset: str) -> int:
         ds = data.load(exp.data, progress=False)
         now = evaluate.metrics(store.model(exp), ds, "cpu")
         rel = {k: _relative(before[k], now.get(k)) for k in before}
-        bad = [k for k, r in rel.items() if r > 1e-6]
+        bad = [k for k, r in rel.items() if r > 1e-5]
         if bad:
             differ.append(f"{exp.name}: " + ", ".join(f"{k} {before[k]} -> {now.get(k)}" for k in bad))
         checked += 1
@@ -131,7 +131,7 @@ def verify(preset: str) -> int:
         worst = max(worst, max(rel.values()))
         print(f"{exp.name}: {len(before)} metrics, largest relative difference {max(rel.values()):.1e}", flush=True)
     print(f"{checked} networks re-evaluated: {identical} bit-identical in every metric, largest relative "
-          f"difference {worst:.1e}; {len(differ)} above 1e-6")
+          f"difference {worst:.1e}; {len(differ)} above 1e-5")
     for line in differ:
         print(" ", line)
     return 1 if differ else 0
