@@ -1,10 +1,14 @@
-"""The second-order chapter's figures, from the study (`second_order.study`) and its analyses."""
+"""The second-order chapter's figures, from the study (`second_order.study`) and its analyses,
+and the decomposition of the networks' second derivatives along the manifold."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import paper
+from .. import curvature, experiments, paper, report, store
+from ..geometry import PAIRS
 from .second_order import (
     METHODS,
     MOTIONS,
@@ -12,7 +16,52 @@ from .second_order import (
     PairNorms,
     SecondOrder,
     TermValues,
+    _dataset,
 )
+
+DECOMPOSITION_IMAGES = 512  # test images of the decomposition
+ROTATION_PAIRS = [k for k, (i, j) in enumerate(PAIRS) if j < 3]
+
+
+@dataclass
+class Parts:
+    """The decomposition (cubelib.curvature) for the first- and second-derivative networks."""
+    networks: dict  # method -> curvature.Decomposition
+    table: report.Table
+    numbers: dict
+
+
+def curvature_parts(s: SecondOrder) -> Parts:
+    """d2N along each rotation pair (and tz-tz) split into its tangential, normal and curvature
+    parts, for the first- and second-derivative networks of the largest width, on test images."""
+    p, w = s.preset, max(s.preset.widths)
+    test = _dataset(p).test
+    nets = {m: curvature.decompose(store.model(experiments.accuracy(p, m, w)), test, DECOMPOSITION_IMAGES)
+            for m in ("first", "second")}
+    d = nets["first"]
+    table = report.Table(
+        "rms over test images of ||.|| per pair", columns=[
+            "pair", "d2C (target)", "tau", "d2C - tau", "first: tangential", "normal", "curvature", "error",
+            "second: tangential", "normal", "curvature", "error"],
+        formats={i: ".2f" for i in range(1, 12)},
+        note=f"L = {w}; tau = the tangential part of a network with exact first derivatives; error = d2N - d2C.")
+    for k in ROTATION_PAIRS + [PAIRS.index((5, 5))]:
+        cells = [PAIR_LABELS[k], d.target[k].item(), d.tau[k].item(), d.needed[k].item()]
+        for m in ("first", "second"):
+            n = nets[m]
+            cells += [n.tangential[k].item(), n.normal[k].item(), n.curvature[k].item(), n.error[k].item()]
+        table.add(*cells)
+    rot = ROTATION_PAIRS
+    ratio = d.tau[rot] / d.target[rot]
+    depth = d.tau_by_motion[rot, 5] / d.tau_by_motion[rot].sum(-1)
+    first, second = nets["first"], nets["second"]
+    numbers = {"dec_images": min(DECOMPOSITION_IMAGES, len(test)), "tau_ratio_lo": ratio.min().item(),
+               "tau_ratio_hi": ratio.max().item(), "tau_depth_share": 100 * depth.mean().item(),
+               "first_tang_ratio": (first.tangential[rot] / d.tau[rot]).mean().item(),
+               "second_tang_ratio": (second.tangential[rot] / d.tau[rot]).mean().item(),
+               "first_err_ratio": (first.error[rot] / d.target[rot]).mean().item(),
+               "second_err_ratio": (second.error[rot] / d.target[rot]).mean().item()}
+    return Parts(networks=nets, table=table, numbers=numbers)
 
 
 def plot_pair_norms(n: PairNorms):
