@@ -136,8 +136,9 @@ def _table6(s: SecondOrder) -> report.Table:
         m = s.printed.metrics
         t.add(f"{pw}, n_ij as printed", m["e_train"], m["e_test"], None, s.e("conventional", pw) / m["e_test"],
               None, s.e("first", pw) / m["e_test"], None, s.printed.minutes)
-    notes = [f"Minutes at L = {w}: {r.provenance['train_seconds_note']}." for (m, w), r in s.accuracy.items()
-             if m == "second" and "train_seconds_note" in r.provenance]
+    # a timing disturbed by other jobs on the machine carries a note in its provenance
+    notes = [f"Minutes at L = {w} are not a clean timing: the run shared the CPU with other jobs."
+             for (m, w), r in s.accuracy.items() if m == "second" and "train_seconds_note" in r.provenance]
     prov = s.accuracy["second", s.best].provenance
     notes.append(f"Minutes on {prov['device']} (the paper's networks: an A10). "
                  f"Code {prov['git_commit'][:12]}, {prov['date'][:10]}.")
