@@ -108,6 +108,7 @@ def _relative(a, b) -> float:
 def verify(preset: str) -> int:
     from cubelib import data, evaluate
     differ, checked, identical, worst = [], 0, 0, 0.0
+    datasets = {}  # one load per data set: its oracle gradients are then computed once too
     for exp in experiments.all_experiments(preset):
         res = store.load(exp)
         if res is None or not exp.weights_path().exists():
@@ -120,7 +121,9 @@ def verify(preset: str) -> int:
         before = json.loads(raw)["metrics"]
         if before != res.metrics:
             differ.append(f"{exp.name}: the carried metrics differ from the old file")
-        ds = data.load(exp.data, progress=False)
+        if exp.data not in datasets:
+            datasets[exp.data] = data.load(exp.data, progress=False)
+        ds = datasets[exp.data]
         now = evaluate.metrics(store.model(exp), ds, "cpu")
         rel = {k: _relative(before[k], now.get(k)) for k in before}
         bad = [k for k, r in rel.items() if r > 1e-5]
