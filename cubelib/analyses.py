@@ -9,7 +9,6 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from . import data, experiments, inputspace, noise, presets, store
-from .inputspace import spearman  # noqa: F401  (re-exported for the summary)
 from .experiments import Robust
 
 
