@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import torch
+
 from . import terms as T
 
 
@@ -35,6 +37,9 @@ class Phase:
             raise ValueError(f"Phase.terms must hold exactly one E0 and no term twice, got {names}")
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class Recipe:
     hidden: tuple[int, ...] = (256, 256, 256, 128)
@@ -43,6 +48,9 @@ class Recipe:
     seed: int = 0
     eval_every: int = 10  # epochs between points of the learning curves
     tf32: bool = True  # TF32 matmuls on CUDA, as the paper trained; ignored on the CPU
+    # the training step's matmuls: "float32", or "bfloat16" (operands rounded to bfloat16,
+    # products accumulated in float32; weights, optimiser and evaluation stay float32)
+    precision: str = "float32"
 
     def __post_init__(self):
         if not self.phases or not all(isinstance(p, Phase) for p in self.phases):
@@ -55,9 +63,15 @@ class Recipe:
             raise ValueError(f"Recipe.seed must be an integer >= 0, got {self.seed!r}")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"Recipe.hidden must be positive layer widths, got {self.hidden!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Recipe.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         rules = {t.n_ij_rule for t in self.all_terms if isinstance(t, T.E2)}
         if len(rules) > 1:  # n_ij are computed once per run
             raise ValueError(f"every E2 of a recipe must use the same n_ij rule, got {sorted(rules)}")
+
+    @property
+    def matmul_dtype(self):
+        return None if self.precision == "float32" else getattr(torch, self.precision)
 
     @property
     def all_terms(self) -> list:
@@ -96,6 +110,8 @@ class Recipe:
     def describe(self) -> dict:
         """Plain data, for result files and the key."""
         d = dataclasses.asdict(self)
+        if d["precision"] == "float32":
+            del d["precision"]  # the default leaves the keys of float32 recipes as they were
         d["phases"] = [dict(epochs=p.epochs, lr=p.lr, terms=[{"type": type(t).__name__, **dataclasses.asdict(t)}
                                                             for t in p.terms]) for p in self.phases]
         return d

@@ -115,7 +115,8 @@ def train(recipe: Recipe, ds: data.Dataset, device="cpu", checkpoint: Path | Non
             sums = {t.name: torch.zeros((), device=device) for t in phase.terms}
             chunks = torch.tensor_split(perm, recipe.batches)  # exactly recipe.batches batches
             for idx in chunks:
-                values = T.evaluate(model, rows, idx, phase.terms, norms, draws)
+                with jets.matmul_precision(model, recipe.matmul_dtype):
+                    values = T.evaluate(model, rows, idx, phase.terms, norms, draws)
                 loss = sum(values.values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -148,6 +148,8 @@ def test_bad_recipes(ds):
         T.Robust("top")
     with pytest.raises(ValueError, match="E2.n_ij_rule"):
         T.E2("inverse")
+    with pytest.raises(ValueError, match="Recipe.precision must be one of float32, bfloat16"):
+        Recipe(precision="float16")
     low = data.DatasetConfig(n_train=4, n_test=2, order=0)
     with pytest.raises(ValueError, match="holds only order 0"):
         train.train(small(), data.build(low, progress=False), progress=False)
@@ -158,7 +160,8 @@ def test_recipe_keys_cover_every_setting_and_round_trip():
     variants = [small(terms=(E0,)), small(epochs=(3, 3)), small(terms=(T.E0(noise=0.05), E1)),
                 Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=2),
                 Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=1, seed=1),
-                small(terms=(E0, T.Jacobian("low", 2.0))), small(terms=(E0, T.Jacobian("low", 1.0)))]
+                small(terms=(E0, T.Jacobian("low", 2.0))), small(terms=(E0, T.Jacobian("low", 1.0))),
+                Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=1, precision="bfloat16")]
     keys = {r.key() for r in [base, *variants]}
     assert len(keys) == len(variants) + 1
     for r in [base, *variants]:
@@ -265,3 +268,43 @@ def test_n_ij_rules(ds):
     assert torch.allclose(scaled[~rot] * printed[~rot], torch.ones(15, dtype=torch.float64), rtol=1e-12)
     with pytest.raises(ValueError, match="n_ij rule must be one of"):
         T.second_order_norms(ds.train.target_d2, ds.train.d2, "other")
+
+
+def test_float32_recipes_keep_their_keys():
+    """precision joined the recipe later: a float32 recipe describes (and keys) as before."""
+    d = small().describe()
+    assert "precision" not in d and Recipe.from_description(d).precision == "float32"
+    assert "precision" in Recipe(precision="bfloat16").describe()
+
+
+def test_bfloat16_rounds_the_matmul_operands_only(ds):
+    """Under matmul_precision(bfloat16) a hidden layer is bf16(h) @ bf16(W).T accumulated in
+    float32 and rounded to bfloat16: within half its ulp (2^-8 relative) of a float64 product of the rounded operands;
+    the output layer stays float32; the network's output is within bfloat16's rounding of the
+    float32 pass."""
+    m = jets.MLP((16, 8), generator=torch.Generator().manual_seed(0))
+    x = ds.train.image[:8].reshape(8, -1).float()
+    w, b = m.weights[0], m.biases[0]
+    with jets.matmul_precision(m, torch.bfloat16):
+        z = m._mm(x, w)
+        y_bf = m(x)
+        out = m._mm(torch.ones(2, 16), m.weights[1], last=True)
+    ref = x.bfloat16().double() @ w.bfloat16().double().T
+    assert z.dtype == torch.float32 and torch.allclose(z.double(), ref, rtol=2 ** -8, atol=1e-6)
+    assert not torch.allclose(z.double(), x.double() @ w.double().T, rtol=1e-4)  # really rounded
+    assert torch.equal(out, torch.ones(2, 16) @ m.weights[1].T)
+    assert m.matmul_dtype is None  # restored
+    y = m(x)
+    rel = ((y_bf - y).norm() / y.norm()).item()
+    assert 1e-5 < rel < 2 ** -7
+
+
+def test_bfloat16_training_trains_and_evaluates_in_float32(ds):
+    rec = Recipe(hidden=(16, 16, 8), phases=small().phases, batches=4, eval_every=1, precision="bfloat16")
+    a, b = train.train(rec, ds, progress=False), train.train(rec, ds, progress=False)
+    f = train.train(small(), ds, progress=False)
+    assert a.model.matmul_dtype is None and all(p.dtype == torch.float32 for p in a.model.parameters())
+    for p, q, r in zip(a.model.parameters(), b.model.parameters(), f.model.parameters()):
+        assert torch.equal(p, q)  # still deterministic
+        assert not torch.equal(p, r)  # and really another computation than float32
+    assert abs(a.curves["e_test"][-1] / f.curves["e_test"][-1] - 1) < 0.05
