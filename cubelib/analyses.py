@@ -101,9 +101,9 @@ def noise_sweep(preset, networks: dict | None = None, seed: int = 0, compute: bo
 def indicator_table(preset, networks: dict | None = None, seed: int = 0, compute: bool = True,
                     progress: bool = True) -> dict | None:
     """004's indicator of each network (name -> Experiment; default: every network of the
-    book) on the first test images, next to its test e and vulnerabilities."""
+    paper's chapters) on the first test images, next to its test e and vulnerabilities."""
     p = presets.get(preset)
-    networks = networks if networks is not None else {e.name: e for e in experiments.all_experiments(p)}
+    networks = networks if networks is not None else {e.name: e for e in experiments.book_experiments(p)}
     spec = {"networks": {k: e.key() for k, e in sorted(networks.items())}, "seed": seed,
             "images": p.indicator_images}
 

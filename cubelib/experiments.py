@@ -44,14 +44,21 @@ def _epochs(p: Preset, epochs: int | None, minimum: int) -> tuple[int, int]:
 ACCURACY_METHODS = ("conventional", "first", "second", "second-printed")
 
 
-def accuracy(preset, method: str, width: int, seed: int = 0, epochs: int | None = None) -> Experiment:
+def _variant(seed: int, precision: str) -> str:
+    """The name suffix of a non-default seed or precision (the key covers both anyway)."""
+    return (f"-s{seed}" if seed else "") + ("-bf16" if precision == "bfloat16" else "")
+
+
+def accuracy(preset, method: str, width: int, seed: int = 0, epochs: int | None = None,
+             precision: str = "float32") -> Experiment:
     """1681-L-L-L-128-9 on the plain problem (§3.5, §4.3, §5.2):
     conventional    E0, the preset's epochs, the last ones at lr 1e-4 (Table 1)
     first           E0 + E1, the same schedule (Table 2)
     second          E0 + E1 + E2, the same epochs; the low-rate ones split as the paper's 25 + 25:
                     first half at 1e-4 with E2, then E2 dropped ("gradual exclusion") at 1e-5 (Table 6)
     second-printed  the same with n_ij as printed (terms.second_order_norms)
-    `epochs` replaces the preset's number of epochs, keeping the share at the lower rates."""
+    `epochs` replaces the preset's number of epochs, keeping the share at the lower rates;
+    `precision` "bfloat16" trains with bfloat16 matmuls (recipes.Recipe.precision)."""
     p = _preset(preset)
     if method not in ACCURACY_METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ACCURACY_METHODS)}")
@@ -64,8 +71,8 @@ def accuracy(preset, method: str, width: int, seed: int = 0, epochs: int | None 
         ts = (T.E0(),) if method == "conventional" else (T.E0(), T.E1())
         phases = (Phase(high, 1e-3, ts), Phase(low, 1e-4, ts))
     recipe = Recipe(hidden=(width, width, width, 128), phases=phases, batches=p.batches, seed=seed,
-                    eval_every=p.eval_every)
-    suffix = "" if epochs is None else f"-e{epochs}"
+                    eval_every=p.eval_every, precision=precision)
+    suffix = ("" if epochs is None else f"-e{epochs}") + _variant(seed, precision)
     chapter = "second_order" if method.startswith("second") else "accuracy"
     # order 1 at least: the vulnerabilities of every network need dI/dnu
     return Experiment(name=f"accuracy-{p.name}-{method}{suffix}-L{width}", preset=p.name, chapter=chapter,
@@ -97,7 +104,8 @@ class Robust:
         return f"robust{'2' if self.second else ''}{kind}{'-tradeoff' if self.tradeoff else ''}"
 
 
-def robust(preset, method: Robust, width: int, seed: int = 0, epochs: int | None = None) -> Experiment:
+def robust(preset, method: Robust, width: int, seed: int = 0, epochs: int | None = None,
+           precision: str = "float32") -> Experiment:
     p = _preset(preset)
     _check_width(width)
     high, low = _epochs(p, epochs, 2)
@@ -108,11 +116,12 @@ def robust(preset, method: Robust, width: int, seed: int = 0, epochs: int | None
     phases = (Phase(round(scale * high), 1e-3, ts), Phase(round(scale * low), 1e-4, ts))
     parent = None
     if method.tradeoff:
-        parent = robust(p, dataclasses.replace(method, tradeoff=False), width, seed, epochs)
+        parent = robust(p, dataclasses.replace(method, tradeoff=False), width, seed, epochs, precision)
         phases += (Phase(1, 1e-4, (T.E0(), T.E1())),)
     recipe = Recipe(hidden=(width,) * (5 if method.deep else 3) + (128,), phases=phases,
-                    batches=p.batches * (2 if method.deep else 1), seed=seed, eval_every=p.robust_eval_every)
-    suffix = "" if epochs is None else f"-e{epochs}"
+                    batches=p.batches * (2 if method.deep else 1), seed=seed, eval_every=p.robust_eval_every,
+                    precision=precision)
+    suffix = ("" if epochs is None else f"-e{epochs}") + _variant(seed, precision)
     return Experiment(name=f"robustness-{p.name}-{method.label}{suffix}-L{width}", preset=p.name,
                       chapter="second_order" if method.second else "robustness", data=_dataset(p, recipe.order),
                       recipe=recipe, parent=parent)
@@ -246,10 +255,38 @@ def baseline_experiments(preset) -> list[Experiment]:
     return [e for m in BASELINE_METHODS for e in baseline_sweep(preset, m)]
 
 
+# --------------------------------------------------------------------------------------
+# Precision: bfloat16 against float32 (the execution page), with the seed-to-seed spread
+
+PRECISION_SEEDS = (0, 1, 2)
+
+
+def precision_experiments(preset) -> list[Experiment]:
+    """Conventional, first-derivative and robust training at the preset's largest width, in
+    float32 and in bfloat16, each with PRECISION_SEEDS: the seed spread is the yardstick."""
+    p = _preset(preset)
+    W = max(p.widths)
+    out = []
+    for precision in ("float32", "bfloat16"):
+        for seed in PRECISION_SEEDS:
+            out += [accuracy(p, m, W, seed, precision=precision) for m in ("conventional", "first")]
+            out.append(robust(p, Robust(), W, seed, precision=precision))
+    return out
+
+
 CHAPTERS = {"accuracy": accuracy_experiments, "robustness": robust_experiments,
-            "second-order": second_order_experiments, "baselines": baseline_experiments}
+            "second-order": second_order_experiments, "baselines": baseline_experiments,
+            "precision": precision_experiments}
+# the chapters that follow the paper (the precision comparison is about how the book computes)
+PAPER_CHAPTERS = ("accuracy", "robustness", "second-order", "baselines")
+
+
+def book_experiments(preset) -> list[Experiment]:
+    """Every network of the paper's chapters at `preset`, each once, parents before children."""
+    return list({e.name: e for c in PAPER_CHAPTERS for e in CHAPTERS[c](preset)}.values())
 
 
 def all_experiments(preset) -> list[Experiment]:
-    """Every network of the book at `preset`, each once, parents before children."""
+    """Every network of the book at `preset` (the paper's chapters, then the precision
+    comparison), each once, parents before children."""
     return list({e.name: e for f in CHAPTERS.values() for e in f(preset)}.values())
