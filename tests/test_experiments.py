@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cubelib import analyses, data, evaluate, experiments, presets, store, summary, train
+from cubelib import analyses, claims, data, evaluate, experiments, presets, store, summary, train
 from cubelib import terms as T
 from cubelib.experiments import Robust
 from cubelib.recipes import Phase, Recipe
@@ -177,7 +177,11 @@ def test_robustness_experiments_follow_the_paper():
 
 def test_every_quick_network_of_the_book_is_distinct():
     exps = experiments.all_experiments("quick")
-    assert len(exps) == len({e.key() for e in exps}) == 88
+    # 88 of the chapters, 15 more of the precision comparison (3 of its 18 are the chapters')
+    assert len(exps) == len({e.key() for e in exps}) == 88 + 15
+    bf16 = experiments.accuracy("quick", "first", 128, seed=1, precision="bfloat16")
+    assert bf16.name == "accuracy-quick-first-s1-bf16-L128" and bf16.recipe.precision == "bfloat16"
+    assert experiments.accuracy("quick", "first", 128).name == "accuracy-quick-first-L128"
 
 
 def test_best_is_one_rule():
@@ -189,10 +193,11 @@ def test_best_is_one_rule():
 
 def test_summary_without_compute_reports_missing(env):
     rows = summary.rows("smoke", compute=False)
-    acc = [r for r in rows if r["chapter"] == "accuracy"]
-    assert acc and all(r["ours"] is None for r in acc)
-    assert rows[0]["ours"] == 28
-    assert "not computed" in summary.markdown(rows)
+    acc = [r for r in rows if r.id == "accuracy"]
+    assert acc and all(r.ours is None for r in acc)
+    assert rows[0].id == "resolution" and rows[0].ours == 28
+    assert claims.verdict(acc[0]) == claims.NOT_MEASURED
+    assert claims.NOT_MEASURED in summary.markdown(rows)
 
 
 def _cli(*args, env_vars):
@@ -207,7 +212,7 @@ def test_command_line(env):
     assert "accuracy-smoke-first-L16: e_train" in out.stdout
     out = _cli("summary", "--preset", "smoke", "--no-compute", env_vars=env_vars)
     rows = json.loads(out.stdout)
-    assert any(r["quantity"].startswith("test e (%), first") and r["ours"] is not None for r in rows)
+    assert any(r["id"] == "table2-e" and r["ours"] is not None and r["verdict"] for r in rows)
     out = _cli("status", "--preset", "smoke", env_vars=env_vars)
     assert out.returncode == 0 and "ok: 2" in out.stdout and "missing:" in out.stdout
     bad = _cli("run", "accuracy", "--preset", "smoke", "--device", "tpu", env_vars=env_vars)
@@ -248,7 +253,42 @@ def test_child_continues_from_its_parents_checkpoint_bit_exactly(env, monkeypatc
     assert got.metrics == ref.metrics and got.curves == ref.curves
 
 
-def test_summary_markdown_keeps_one_row_per_quantity():
-    rows = [{"quantity": "a || b", "paper": 1, "ours": None, "preset": "quick", "chapter": "x"}]
+def test_summary_markdown_keeps_one_row_per_claim():
+    rows = [claims.Claim("x", "a || b", 1.0, "0.6M", None, "", "quick", "sec-x")]
     md = summary.markdown(rows).splitlines()
     assert len(md) == 3 and md[2].count(" | ") == 4 and "a \\|\\| b" in md[2]
+    assert "{ref}`sec-x`" in md[2] and claims.NOT_MEASURED in md[2]
+
+
+def _claim(paper, ours, better, **kw):
+    return claims.Claim("x", "x", paper, "0.6M", ours, "L = 128", "quick", "sec-x", better=better, **kw)
+
+
+def test_verdicts_follow_the_stated_rules():
+    V = claims.verdict
+    # a value to reproduce: within a factor 1.25 either way
+    assert V(_claim(28, 28, None)) == V(_claim(40, 32.4, None)) == claims.HOLDS
+    assert V(_claim(40, 31.9, None)) == claims.FAILS_SMALL
+    assert V(_claim(40, 31.9, None, smaller=False)) == claims.FAILS
+    # an error: at most 1.25x the paper's, lower is always fine
+    assert V(_claim(1.04, 1.3, "lower")) == V(_claim(1.04, 0.5, "lower")) == claims.HOLDS
+    assert V(_claim(1.04, 1.31, "lower")) == claims.FAILS_SMALL
+    # a gain on a log scale: 6.1 needs 6.1 ** 0.8 = 4.24; above 1.05 it shows the direction
+    assert V(_claim(6.1, 4.25, "higher")) == claims.HOLDS
+    assert V(_claim(6.1, 4.2, "higher")) == V(_claim(1.22, 1.06, "higher")) == claims.DIRECTION
+    assert V(_claim(1.22, 1.04, "higher")) == V(_claim(9.3, 0.26, "higher")) == claims.FAILS_SMALL
+    # a qualitative claim: past the row's threshold, either way
+    assert V(_claim("flatter", 2.4, "higher", threshold=1.0)) == claims.DIRECTION
+    assert V(_claim("flatter", 0.9, "higher", threshold=1.0)) == claims.FAILS_SMALL
+    assert V(_claim("negligible", 0.06, "lower", threshold=10.0)) == claims.DIRECTION
+    assert V(_claim(None, 0.7, None)) == claims.OURS_ONLY
+    with pytest.raises(ValueError, match="better"):
+        _claim(1.0, 1.0, "more")
+    with pytest.raises(ValueError, match="qualitative"):
+        _claim("text", 1.0, None)
+
+
+def test_the_paper_network_nearest_to_ours():
+    assert [claims.nearest(w) for w in (16, 128, 256, 300, 4096)] == [256, 256, 256, 512, 2048]
+    assert claims.smaller("quick", 256) and not claims.smaller("paper-small", 256)
+    assert claims.smaller("paper-small", 128)

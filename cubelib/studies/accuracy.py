@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
-
-from .. import experiments, paper, presets, store
-from ..report import Table, row
+from .. import experiments, paper, plots, presets, store
+from ..claims import Claim, nearest, smaller
+from ..report import Table
 
 METHODS = ("conventional", "first")
 
@@ -23,6 +22,8 @@ class Accuracy:
     grad_norms: dict  # width -> (conventional, first): mean ||grad N_1|| over the test images
     table1: Table  # Table 1: conventional training
     table2: Table  # Table 2: first-derivative training, with the gain
+    setup_table: Table  # the preset's sizes beside the paper's
+    grad_table: Table  # the mean norm of grad N_1 per width and method
     numbers: dict
 
 
@@ -42,24 +43,58 @@ def low_lr_gain(curves: dict, switch: int) -> float:
     return (before[-1] if before else curves["e_test"][0]) / curves["e_test"][-1]
 
 
+def paper_number(v: float) -> str:
+    """A number of the paper's tables as it prints them: three significant digits from 1 up,
+    two below (0.80, 0.067, 22.9, 7.20)."""
+    return f"{v:#.3g}" if abs(v) >= 1 else f"{v:#.2g}"
+
+
 def _tables(p: presets.Preset, results: dict, gains: dict) -> tuple[Table, Table]:
-    t1 = Table("Table 1", subtitle=", conventional training (E0)", columns=
-               ["L", "weights", "e train", "e test", "paper: test", "minutes", "paper: minutes"],
-               formats={2: ".3f", 3: ".3f", 4: ".3g", 5: ".1f", 6: ".3g"})
-    t2 = Table("Table 2", subtitle=", first-derivative training (E0 + E1)", columns=
-               ["L", "e train", "e test", "paper: test", "minutes", "gain (test)", "paper: gain"],
-               formats={1: ".3f", 2: ".3f", 3: ".3g", 4: ".1f", 5: ".2f", 6: ".1f"})
+    """Tables 1 and 2: our networks at the preset's widths, then the paper's rows at all its widths."""
+    t1 = Table("Table 1", subtitle=", conventional training ($E_0$)",
+               columns=["network", "weights", "e train %", "e test %", "minutes"],
+               formats={2: ".3f", 3: ".3f", 4: ".1f"})
+    t2 = Table("Table 2", subtitle=", first-derivative training ($E_0 + E_1$)",
+               columns=["network", "e train %", "e test %", "minutes", "gain (test, Table 1 / Table 2)"],
+               formats={1: ".3f", 2: ".3f", 3: ".1f", 4: ".2f"})
     for w in p.widths:
         c, f = results["conventional", w].metrics, results["first", w].metrics
-        p1, p2 = paper.TABLE1.get(w), paper.TABLE2.get(w)  # None: not a width of the paper
-        t1.add(w, f"{c['n_weights'] / 1e6:.2f}M", c["e_train"], c["e_test"], p1[1] if p1 else None,
-               results["conventional", w].minutes, p1[2] if p1 else None)
-        t2.add(w, f["e_train"], f["e_test"], p2[1] if p2 else None, results["first", w].minutes, gains[w],
-               p1[1] / p2[1] if p1 else None)
+        t1.add(f"L = {w}", f"{c['n_weights'] / 1e6:.2f}M", c["e_train"], c["e_test"],
+               results["conventional", w].minutes)
+        t2.add(f"L = {w}", f["e_train"], f["e_test"], results["first", w].minutes, gains[w])
+    for w, (train, test, minutes) in paper.TABLE1.items():
+        t1.add(f"paper, L = {w}", f"{paper.WEIGHTS_MILLIONS[w]}M", paper_number(train), paper_number(test),
+               f"{minutes:g}")
+    for w, (train, test) in paper.TABLE2.items():
+        t2.add(f"paper, L = {w}", paper_number(train), paper_number(test), None, f"{paper.TABLE1[w][1] / test:.1f}")
     prov = results["first", max(p.widths)].provenance
-    t2.note = (f"Errors e in %; minutes of training on {prov['device']} (the paper's: an A10 with TF32); "
-               f"code {prov['git_commit'][:12]}, torch {prov['torch']}, {prov['date'][:10]}.")
+    t1.note = (f"Rows \"L = ...\": this build, preset `{p.name}`, trained on {prov['device']}. Rows \"paper\": "
+               "the paper's Table 1, its minutes of training on an NVIDIA A10 with TF32.")
+    t2.note = (f"Rows \"paper\": the paper's Table 2 (it quotes no training times for it, hence \"-\"); its gain "
+               f"is its Table 1 test error over its Table 2 test error. Ours: code {prov['git_commit'][:12]}, "
+               f"torch {prov['torch']}, {prov['date'][:10]}.")
     return t1, t2
+
+
+def _setup_table(p: presets.Preset, exps: dict) -> Table:
+    """The preset's sizes beside the paper's (the `paper` preset holds the paper's)."""
+    t = Table("", columns=["", "widths L", "training / test images", "epochs (of which at lr $10^{-4}$)",
+                           "batches per epoch"])
+    e0 = exps["conventional", p.widths[0]]
+    t.add(f"this build (`{p.name}`)", ", ".join(map(str, p.widths)), f"{e0.data.n_train} / {e0.data.n_test}",
+          f"{e0.recipe.epochs} ({p.low_lr_epochs})", e0.recipe.batches)
+    q = presets.get("paper")
+    t.add("paper", ", ".join(map(str, q.widths)), f"{q.n_train} / {q.n_test}", f"{q.epochs} ({q.low_lr_epochs})",
+          q.batches)
+    return t
+
+
+def _grad_table(grads: dict) -> Table:
+    t = Table("", columns=["L", "conventional", "first-derivative"], formats={1: ".3f", 2: ".3f"},
+              note="Mean norm of the input gradient $\\|\\nabla N_1\\|$ over the test images.")
+    for w, (gc, gf) in grads.items():
+        t.add(w, gc, gf)
+    return t
 
 
 def study(preset, device="cpu") -> Accuracy:
@@ -82,43 +117,67 @@ def study(preset, device="cpu") -> Accuracy:
         "grad_ratio": float(grads[best][1] / grads[best][0]),
     }
     return Accuracy(preset=p, experiments=exps, results=results, best=best, gains=gains, grad_norms=grads,
-                    table1=table1, table2=table2, numbers=numbers)
+                    table1=table1, table2=table2, setup_table=_setup_table(p, exps), grad_table=_grad_table(grads),
+                    numbers=numbers)
 
 
-def plot_curves(s: Accuracy):
-    """Test (solid) and training (dotted) error per epoch, one panel per width, with the
-    paper's test errors where it has the width."""
-    widths = s.preset.widths
-    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3), squeeze=False)
-    for ax, w in zip(axes[0], widths):
-        for method in METHODS:
-            cur = s.results[method, w].curves
-            ax.semilogy(cur["epoch"], cur["e_test"], "-", label=f"{method}: test")
-            ax.semilogy(cur["epoch"], cur["e_train"], ":", color=ax.lines[-1].get_color(), label=f"{method}: train")
-        if w in paper.TABLE1:
-            ax.axhline(paper.TABLE1[w][1], color="C0", lw=0.7, ls="--", label="paper, conventional test")
-            ax.axhline(paper.TABLE2[w][1], color="C1", lw=0.7, ls="--", label="paper, first-derivative test")
-        ax.set_title(f"L = {w}", fontsize=9)
+def plot_learning_curves(panels: dict, references: dict | None = None, train: bool = False, ylabel: str = "e (%)"):
+    """Learning curves, one panel per entry of `panels` (title -> list of (label, curves, colour,
+    line style)): the test error per epoch, and with `train` the training error dotted in the
+    same colour; `references` (title -> list of (label, value, colour)) adds dashed horizontal
+    lines, e.g. the paper's test errors.  One legend, right of the panels, for all of them."""
+    fig, axes = plots.figure(1, len(panels), height=3.0, squeeze=False)
+    axes = axes[0]
+    for ax, (title, lines) in zip(axes, panels.items()):
+        for label, cur, color, ls in lines:
+            ax.semilogy(cur["epoch"], cur["e_test"], ls=ls, color=color, label=f"{label}: test" if train else label)
+            if train:
+                ax.semilogy(cur["epoch"], cur["e_train"], ls=":", color=color, label=f"{label}: train")
+        for label, value, color in (references or {}).get(title, []):
+            ax.axhline(value, color=color, lw=0.8, ls="--", label=label)
+        ax.set_title(title)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("e (%)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    axes[0].set_ylabel(ylabel)
+    plots.log_ticks(*axes)
+    handles = {}  # label -> line, the first of each label over all panels
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    plots.legend_outside(axes[-1], "right", handles=list(handles.values()), labels=list(handles))
     return fig
 
 
-def rows(s: Accuracy) -> list[dict]:
-    """The intro table's rows of this chapter (summary.accuracy_rows), from the study."""
-    out = []
-    name = s.preset.name
-    for w in s.preset.widths:
-        t1, t2 = paper.TABLE1.get(w), paper.TABLE2.get(w)
-        conv, first = s.results["conventional", w].e_test, s.results["first", w].e_test
-        out += [
-            row(f"test e (%), conventional, L = {w}", t1[1] if t1 else None, round(conv, 3), name, "accuracy"),
-            row(f"test e (%), first derivatives, L = {w}", t2[1] if t2 else None, round(first, 3), name, "accuracy"),
-            row(f"accuracy gain of first-derivative training, L = {w}", round(t1[1] / t2[1], 1) if t1 else "5-6",
-                round(s.gains[w], 2), name, "accuracy"),
-            row(f"mean norm of grad N_1 over test images, conventional, L = {w}",
-                paper.GRAD_NORM_N1 if w == 2048 else None, round(s.grad_norms[w][0], 3), name, "accuracy, oracle"),
-        ]
-    return out
+LABELS = {"conventional": "conventional", "first": "first-derivative", "second": "second-derivative"}
+COLORS = {"conventional": "C0", "first": "C1", "second": "C2"}
+
+
+def plot_curves(s: Accuracy):
+    """Test (solid) and training (dotted) error per epoch of both methods, one panel per width,
+    with the paper's test errors (Tables 1 and 2) where it has the width."""
+    panels = {f"$L$ = {w}": [(LABELS[m], s.results[m, w].curves, COLORS[m], "-") for m in METHODS]
+              for w in s.preset.widths}
+    references = {f"$L$ = {w}": [("paper, conventional: test", paper.TABLE1[w][1], COLORS["conventional"]),
+                               ("paper, first-derivative: test", paper.TABLE2[w][1], COLORS["first"])]
+                  for w in s.preset.widths if w in paper.TABLE1}
+    return plot_learning_curves(panels, references, train=True)
+
+
+def rows(s: Accuracy) -> list[Claim]:
+    """The intro's claims of this chapter (Tables 1, 2; the gradient norm of §3.6), at the
+    largest width, against the paper's nearest network."""
+    name, W = s.preset.name, s.best
+    pw = nearest(W)
+    net, theirs, small = f"L = {W}", f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(name, W)
+    conv, first = s.results["conventional", W].e_test, s.results["first", W].e_test
+    t1, t2 = paper.TABLE1[pw][1], paper.TABLE2[pw][1]
+    return [
+        Claim("table1-e", "Table 1: test $e$ (%), conventional training", t1, theirs, conv, net, name,
+              "sec-accuracy-tables", better="lower", smaller=small),
+        Claim("table2-e", "Table 2: test $e$ (%), first-derivative training", t2, theirs, first, net, name,
+              "sec-accuracy-tables", better="lower", smaller=small),
+        Claim("first-gain", "first derivatives make the network 5-6x more accurate ($e$ conventional / $e$ first)",
+              round(t1 / t2, 1), theirs, s.gains[W], net, name, "sec-accuracy-tables", better="higher",
+              smaller=small),
+        Claim("grad-norm", "mean norm of the input gradient of output 1, conventional training",
+              paper.GRAD_NORM_N1, "12M", s.grad_norms[W][0], net, name, "sec-oracle-gradient", smaller=small),
+    ]

@@ -19,7 +19,8 @@ from .. import store, trainset
 from .. import terms as T
 from ..baselines import unit_projections
 from ..experiments import Robust
-from ..report import Table, row
+from ..claims import Claim
+from ..report import Table
 
 NOISE_SIGMAS = (0.05, 0.1, 0.2)  # the noise columns of the table (eq. 52)
 INDICATORS = ("J_out", "H_out", "H_rms", "J_err", "H_err")
@@ -125,9 +126,20 @@ def study(preset, device="cpu") -> Baselines:
     s = Baselines(preset=p, dataset=ds, comparison=table, noise=sweep, indicator=ind, compared=compared,
                   picks=picks, rho=rho, ceiling=ceiling, sweep_table=_sweep_table(table),
                   jr_table=_jr_table(table), table=_table(compared), rho_table=_rho_table(rho, len(nets)), numbers={})
-    s.numbers = {"W": int(p.baseline_width), **_sweep_numbers(s), **_table_numbers(s), **_indicator_numbers(s),
-                 **_verdict_numbers(s)}
+    s.numbers = {"W": int(p.baseline_width), "preset_name": p.name, "epochs": int(p.epochs),
+                 "n_train": int(ds.config.n_train), "n_test": int(ds.config.n_test),
+                 **_sweep_numbers(s), **_table_numbers(s), **_indicator_numbers(s), **_verdict_numbers(s)}
     return s
+
+
+# numbers that are sentences with symbols in them: the chapter pastes them as Markdown ({glue:md})
+MARKDOWN_NUMBERS = ("tbp_trend", "any_v_text", "match_text", "tradeoff_text")
+
+
+def glued(numbers: dict) -> dict:
+    """The study's numbers for report.glue_all, those of MARKDOWN_NUMBERS as Markdown."""
+    from IPython.display import Markdown  # only where a chapter glues
+    return {k: Markdown(v) if k in MARKDOWN_NUMBERS else v for k, v in numbers.items()}
 
 
 def _sweep_table(table: dict) -> Table:
@@ -153,7 +165,9 @@ def _table(compared: dict) -> Table:
     t = Table("", ["network", "e (%)", *V_HEADS, *(f"e at $\\sigma$ = {s:g}" for s in NOISE_SIGMAS), "cost"],
               formats={1: ".2f", **{k: ".1f" for k in range(2, 5 + len(NOISE_SIGMAS))}})
     for label, m in compared.items():
-        t.add(label, m["e_test"], m["v_max_test"], m["v_sen_test"], m["v_inv_test"], *m["noise"], f"{m['cost']:.1f}x")
+        shown = (label.replace("sigma", "$\\sigma$").replace("c^2", "$c^2$")
+                 .replace("R_high", "$R^{\\text{I}}_{\\text{high}}$"))
+        t.add(shown, m["e_test"], m["v_max_test"], m["v_sen_test"], m["v_inv_test"], *m["noise"], f"{m['cost']:.1f}x")
     return t
 
 
@@ -189,9 +203,9 @@ def _sweep_numbers(s: Baselines) -> dict:
         f"one projection and the exact norm end up to {100 * max(de, dv):.1f} % apart here, more than "
         "003's Fig. 2 shows.",
         "tbp_e_strongest": tbp_e[-1],
-        "tbp_trend": ("Every increase in β costs accuracy" if all(np.diff(tbp_e) > 0) else
-                      "The error does not grow at every step of β") +
-        f" (test e {' → '.join(f'{e:.1f}' for e in tbp_e)} %), and v̄_max goes "
+        "tbp_trend": ("Every increase in $\\beta$ costs accuracy" if all(np.diff(tbp_e) > 0) else
+                      "The error does not grow at every step of $\\beta$") +
+        f" (test e {' → '.join(f'{e:.1f}' for e in tbp_e)} %), and $\\bar v_{{\\max}}$ goes "
         f"{' → '.join(f'{v:.0f}' for v in tbp_v)} %.",
     }
 
@@ -209,7 +223,7 @@ def _table_numbers(s: Baselines) -> dict:
         "best_label": best, "best_v": base[best]["v_max_test"], "best_e": base[best]["e_test"],
         "worst_label": worst, "worst_v": base[worst]["v_max_test"], "worst_e": base[worst]["e_test"],
         "n_matched": len(matched), "matched": ", ".join(matched) if matched else "none",
-        "any_v_text": f"{len(any_v)} reach its v̄_max at some strength" +
+        "any_v_text": f"{len(any_v)} reach its $\\bar v_{{\\max}}$ at some strength" +
         (f"; the most accurate of those has e = {min(r['e_test'] for r in any_v):.1f} %." if any_v else "."),
         "noisy_best": noisy_best, "noisy_best_e": base[noisy_best]["noise"][-1], "ref_noise": ref["noise"][-1],
         "ref_cost": ref["cost"], "best_cost": base[best]["cost"],
@@ -237,47 +251,48 @@ def _verdict_numbers(s: Baselines) -> dict:
     robustish = [v["v_max_test"] for v in s.compared.values() if v["v_max_test"] < 1.5 * s.ceiling]
     sweeps = s.comparison["sweeps"]
     e_match = [r for sw in sweeps.values() for r in sw if r["e_test"] <= s.comparison["reference"]["e_test"]]
+    label = {r["name"]: f"{m} ({r['strength']:g})" for m, sw in sweeps.items() for r in sw}
+    best_at_ref_e = min(e_match, key=lambda r: r["v_max_test"]) if e_match else None
     traded = [m for m, rows in sweeps.items()
               if rows[-1]["v_sen_test"] < rows[0]["v_sen_test"] and rows[-1]["v_inv_test"] > min(r["v_inv_test"] for r in rows)]
     inv_max = max(r["v_inv_test"] for rows in sweeps.values() for r in rows)
     return {
         "match_text": (f"At this preset {len(beats)} of the {len(s.picks)} picks are at least as good as universal "
-                       "robust training on clean error and v̄_max together: " +
-                       "; ".join(f"{k}, e = {v['e_test']:.1f} % and v̄_max = {v['v_max_test']:.1f} %"
+                       "robust training on clean error and $\\bar v_{\\max}$ together: " +
+                       "; ".join(f"{k}, e = {v['e_test']:.1f} % and $\\bar v_{{\\max}}$ = {v['v_max_test']:.1f} %"
                                  for k, v in sorted(beats.items(), key=lambda kv: kv[1]['v_max_test'])) +
                        f" (reference: {ref['e_test']:.1f} % and {ref['v_max_test']:.1f} %).") if beats else
-        "At this preset no pick matches universal robust training on clean error and v̄_max together.",
+        "At this preset no pick matches universal robust training on clean error and $\\bar v_{\\max}$ together.",
         "floor_lo": min(robustish) if robustish else float("nan"),
         "floor_hi": max(robustish) if robustish else float("nan"), "n_robustish": len(robustish),
         "zero_v": s.ceiling, "paper_ref_v": paper.TABLE4[1024]["v_max"][1],
         "paper_gauss_v": paper.BEST_GAUSSIAN_V_MAX, "paper_jr_v": paper.BEST_JACOBIAN_V_MAX,
         "paper_deep_v": paper.TABLE4["deep"]["v_max"][1],
         "tradeoff_text": f"In {len(traded)} of {len(sweeps)} sweeps the strongest setting has a lower "
-        "v̄_sen than the weakest and a higher v̄_inv than the sweep's minimum: the trade-off the paper finds for "
-        f"Gaussian augmentation and Jacobian regularisation (Figs. 6–7). The largest v̄_inv of any baseline is "
-        f"{inv_max:.1f} %.",
-        "best_v_at_ref_e": min(r["v_max_test"] for r in e_match) if e_match else float("nan"),
+        "$\\bar v_{\\text{sen}}$ than the weakest and a higher $\\bar v_{\\text{inv}}$ than the sweep's minimum: "
+        "the trade-off the paper finds for Gaussian augmentation and Jacobian regularisation (its Figs. 6–7). "
+        f"The largest $\\bar v_{{\\text{{inv}}}}$ of any baseline is {inv_max:.1f} %.",
+        "best_v_at_ref_e": best_at_ref_e["v_max_test"] if e_match else float("nan"),
+        "best_at_ref_e_label": label[best_at_ref_e["name"]] if e_match else "none",
     }
 
 
-def rows(s: Baselines) -> list[dict]:
-    """The intro table's rows of this chapter (summary.baselines_rows), from the study."""
-    name, chapter, n = s.preset.name, "baselines", s.numbers
+def rows(s: Baselines) -> list[Claim]:
+    """The intro's claims of this chapter: the other papers' claims under the oracle's metrics."""
+    name, W, n = s.preset.name, s.preset.baseline_width, s.numbers
     ref = s.comparison["reference"]
-    best = f"{n['best_label']}: {n['best_v']:.1f} / {n['best_e']:.1f} (robust: {ref['v_max_test']:.1f} / " \
-           f"{ref['e_test']:.1f})"
+    net = f"L = {W}"
     return [
-        row("best baseline of papers 002-004 at e <= universal robust's: test v_max / e (%)",
-            "not measured (attack success rates only)", best, name, chapter),
-        row("JR with one random projection vs the exact norm: largest change of test e over the sweep",
-            "negligible (003, Fig. 2)", f"{n['jr_de']:.2f} %", name, chapter),
-        row("004's indicator (mean |J| / top |Hessian eigenvalue|) vs oracle v_max: Spearman rho",
-            "tracks robustness (004)", f"{s.rho['J_out']:.2f} / {s.rho['H_out']:.2f}", name, chapter),
+        Claim("baseline-best", r"best method of the three other papers at $e \le$ universal robust's: its $\bar v_{\max}$ / "
+              r"robust $\bar v_{\max}$ " f"({n['best_label']})", None, "", n["best_v"] / ref["v_max_test"], net, name,
+              "sec-baselines-table"),
+        Claim("jr-projection", "Jacobian regularisation: one random projection trains like the exact norm "
+              "(largest relative change of test $e$, %; effect: < 10 %)", "negligible", "", n["jr_de"], net, name,
+              "sec-baselines-projections", better="lower", threshold=10.0, digits=2),
+        Claim("indicator", "the input-gradient / Hessian indicator tracks robustness (Spearman rho of mean $|J|$ "
+              "with the oracle's $\\bar v_{\\max}$; effect: > 0.5)", "tracks it", "", s.rho["J_out"], net, name, "sec-baselines-indicator",
+              better="higher", threshold=0.5, digits=2),
     ]
-
-
-# --------------------------------------------------------------------------------------
-# The analyses of the networks' weights, called by the chapter where it shows them
 
 def _conventional(s: Baselines):
     """The conventionally trained network of the baselines' width (float32)."""

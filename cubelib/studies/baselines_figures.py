@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
@@ -15,64 +14,71 @@ from .baselines import Baselines, Projection, TangentBP
 GROUPS = {"accuracy": "accuracy-", "robustness": "robustness-", "baselines": "baseline-"}  # by name prefix
 
 
+VMAX = r"$\bar v_{\max}$"
+
+
 def plot_projection(p: Projection):
     """Relative error of 003's estimate against n_proj, per image and over the batch, with
     slope -1/2 from the first point (dotted)."""
     k = np.array(p.errors["n_proj"])
-    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    fig, ax = plots.figure(1, 1, height=3.0)
     ax.loglog(k, 100 * np.array(p.errors["per_image"]), "o-", label="one image")
     ax.loglog(k, 100 * np.array(p.errors["batch"]), "s-", label=f"mean over {p.images} images")
-    for series in (p.errors["per_image"], p.errors["batch"]):
-        ax.loglog(k, 100 * series[0] * k**-0.5, "k:", lw=0.8)
+    for i, series in enumerate((p.errors["per_image"], p.errors["batch"])):
+        ax.loglog(k, 100 * series[0] * k**-0.5, "k:", lw=0.8, label="slope $-1/2$" if i == 0 else None)
     ax.set_xlabel(r"$n_{\mathrm{proj}}$")
     ax.set_ylabel(r"relative error of $\|J\|_F^2$ (%)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
     return fig
+
+
+def _typeset(label: str) -> str:
+    return (label.replace("sigma", r"$\sigma$").replace("c^2", "$c^2$")
+            .replace("R_high", r"$R^{\mathrm{I}}_{\mathrm{high}}$"))
 
 
 def plot_sweeps(s: Baselines):
     """Test e against test v_max for every strength of every method (filled: the picks), the
     universal robust networks (stars), the robustness chapter's sweeps (grey) and the
-    conventional network (cross)."""
+    conventional network (cross); every mark named in the legend beside the axes."""
     table = s.comparison
     markers = dict(zip(experiments.BASELINE_METHODS, "osD^v<>pPX"))
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = plots.figure(1, 1, height=4.6)
     for method, sweep in table["sweeps"].items():
         e = [r["e_test"] for r in sweep]
         v = [r["v_max_test"] for r in sweep]
         line, = ax.plot(v, e, marker=markers[method], mfc="none", lw=0.9, ms=5, label=method)
         pick = table["picks"][method]
         ax.plot(pick["v_max_test"], pick["e_test"], marker=markers[method], color=line.get_color(), ms=6)
-    for label, sweep in table["literature_sweeps"].items():
-        ax.plot([r["v_max_test"] for r in sweep], [r["e_test"] for r in sweep], "-", color="0.6", lw=2, alpha=0.5)
-        ax.annotate(label, (sweep[-1]["v_max_test"], sweep[-1]["e_test"]), fontsize=7, color="0.4")
-    for label, r in table["robust"].items():
-        ax.plot(r["v_max_test"], r["e_test"], "k*", ms=10)
-        ax.annotate(label, (r["v_max_test"], r["e_test"]), fontsize=7, xytext=(4, -8), textcoords="offset points")
+    for (label, sweep), style in zip(table["literature_sweeps"].items(), ("-", "--")):
+        ax.plot([r["v_max_test"] for r in sweep], [r["e_test"] for r in sweep], style, color="0.55", lw=2, alpha=0.6,
+                label=f"{label}, robustness chapter")
+    for (label, r), color in zip(table["robust"].items(), ("k", "r")):
+        ax.plot(r["v_max_test"], r["e_test"], "*", color=color, ms=11, ls="none", label=f"universal {_typeset(label)}")
     conv_m = table["conventional"]
-    ax.plot(conv_m["v_max_test"], conv_m["e_test"], "kx", ms=8)
+    ax.plot(conv_m["v_max_test"], conv_m["e_test"], "kx", ms=8, ls="none", label="conventional")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(r"$\bar v_{\max}$ (%), test")
+    ax.set_xlabel(f"{VMAX} (%), test")
     ax.set_ylabel("e (%), clean test images")
-    ax.legend(fontsize=6, ncol=2, loc="upper right")
-    plots.plain_log_ticks(ax)
-    fig.tight_layout()
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
     return fig
 
 
 def plot_tangent_bp(t: TangentBP):
     """The derivative ratio along each motion, per strength of Tangent BP and conventional (dashed)."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.0))
+    fig, ax = plots.figure(1, 1, height=3.0)
     ax.plot(range(6), t.conventional, "k--", label="conventional")
     for strength, ratio in t.ratios.items():
         ax.plot(range(6), ratio, "o-", label=rf"Tangent BP, $\beta$ = {strength:g}")
     ax.set_xticks(range(6), [rf"$\nu_{i}$" for i in range(1, 7)])
     ax.set_yscale("log")
-    ax.set_ylabel("avg ||dN/dnu_i|| / avg ||dC/dnu_i||")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_xlabel("motion of the cube")
+    ax.set_ylabel(r"$\overline{\|\partial N/\partial\nu_i\|}\;/\;\overline{\|\partial C/\partial\nu_i\|}$")
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
     return fig
 
 
@@ -81,21 +87,20 @@ def plot_indicator(s: Baselines):
     v_max of every network of the book, by chapter."""
     nets = s.indicator["networks"]
     names = sorted(nets)
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2))
+    fig, axes = plots.figure(1, 2, height=3.2, sharey=True)
     for ax, key, label in ((axes[0], "J_out", r"mean $|J|_{\mathrm{out}}$"),
                            (axes[1], "H_out", r"mean top $|\lambda|_{\mathrm{out}}$")):
         for group, prefix in GROUPS.items():
             pts = [(nets[k][key], nets[k]["v_max_test"]) for k in names if k.startswith(prefix)]
             if pts:
-                ax.scatter(*zip(*pts), s=12, label=group)
+                ax.scatter(*zip(*pts), s=14, label=f"{group} chapter")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(label)
-        ax.set_title(rf"Spearman $\rho$ = {s.rho[key]:.2f}", fontsize=9)
-    axes[0].set_ylabel(r"$\bar v_{\max}$ (%), test")
-    axes[0].legend(fontsize=7)
-    plots.plain_log_ticks(*axes)
-    fig.tight_layout()
+        ax.set_title(rf"Spearman $\rho$ = {s.rho[key]:.2f}")
+    axes[0].set_ylabel(f"{VMAX} (%), test")
+    plots.legend_outside(axes[1], "right")
+    plots.log_ticks(*axes)
     return fig
 
 
@@ -104,7 +109,7 @@ def plot_surfaces(surf: Surfaces):
     a shared log colour scale and the contour e = 10 %."""
     es = [p["e"] for pair in surf.panels.values() for p in pair]
     lo, hi = min(e.min().item() for e in es), max(e.max().item() for e in es)
-    fig, axes = plt.subplots(2, 3, figsize=(9, 5.6), sharex=True, sharey=True)
+    fig, axes = plots.figure(2, 3, height=2.7, sharex=True, sharey=True)
     for col, (label, pair) in enumerate(surf.panels.items()):
         for row, p in enumerate(pair):
             ax = axes[row, col]
@@ -113,12 +118,13 @@ def plot_surfaces(surf: Surfaces):
             ax.contour(a, a, p["e"].numpy(), levels=[10.0], colors="w", linewidths=0.8)
             ax.plot(0, 0, "r+")
             if row == 0:
-                ax.set_title(label, fontsize=8)
+                ax.set_title(label.replace("universal robust, ", "universal robust,\n"), fontsize=9)
             if col == 0:
                 ax.set_ylabel("b along " + ("the attack" if row == 0 else "white noise 2"))
             if row == 1:
                 ax.set_xlabel("a along white noise 1")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="e (%)")
+    cb = fig.colorbar(im, ax=axes, shrink=0.8, label="e (%)")
+    plots.log_ticks(cb.ax)
     return fig
 
 

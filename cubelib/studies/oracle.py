@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import data, directions, experiments, geometry, oracle, presets, render, robustness, store
+from .. import data, directions, experiments, geometry, oracle, plots, presets, render, robustness, store
 from ..report import Table
 from .accuracy import METHODS
 
@@ -181,3 +181,75 @@ def rate_check(s: Oracle) -> RateCheck:
         measured = (err - base).norm(dim=1) / eps * robustness.V_SCALE
         ratio.append((measured / vul.v_max).mean().item())
     return RateCheck(eps=list(RATE_EPS), ratio=ratio, numbers={"rate_ratio": ratio[-1]})
+
+
+def _image_panels(n: int):
+    """A row of `n` square image panels across the page."""
+    return plots.figure(1, n, height=plots.WIDTH / max(n, 3) + 0.3, width=plots.WIDTH * min(n, 3) / 3)
+
+
+def plot_adversarial(s: Oracle, adv: Adversarial):
+    """The first test image, grad N_1 there, and the image plus eps grad N_1."""
+    fig, axes = _image_panels(3)
+    plots.show_image(axes[0], adv.image, "test image")
+    plots.show_signed(axes[1], adv.g1, r"$\nabla N_1$")
+    plots.show_image(axes[2], adv.image + adv.eps * adv.g1, r"image + $\nabla N_1$")
+    for ax in axes:
+        plots.zoom(ax, s.vertices[0], 0.6)
+    return fig
+
+
+def plot_taylor(taylor: Taylor):
+    """Error of the oracle's first- and second-order expansion against the nonlinear oracle,
+    for each direction, against eps; the fitted slopes in the legend."""
+    fig, ax = plots.figure(1, 1, height=3.4)
+    for (name, (e1, e2)), color in zip(taylor.errors.items(), ("C0", "C1")):
+        s1, s2 = taylor.slopes[name]
+        label = name.replace("D_low", r"$\mathcal{D}_{\mathrm{low}}$")
+        label = label.replace("D_high", r"$\mathcal{D}_{\mathrm{high}}$")
+        ax.loglog(taylor.eps, e1, "o-", color=color, label=f"{label}:\nfirst order, slope {s1:.2f}")
+        ax.loglog(taylor.eps, e2, "s--", color=color, label=f"{label}:\nsecond order, slope {s2:.2f}")
+    ax.set_xlabel(r"step $\varepsilon$ along $\mathcal{D}$")
+    ax.set_ylabel(r"$\|\mathcal{O}(\mathcal{I} + \varepsilon\mathcal{D}) - \mathrm{expansion}\|$")
+    plots.log_ticks(ax)
+    plots.legend_outside(ax, "right", labelspacing=0.9)
+    return fig
+
+
+def plot_gradients(s: Oracle, adv: Adversarial, sp: Spectra):
+    """grad O_1 and the network's grad N_1 at the first image, and the mean singular values of
+    the nine gradients of the oracle and of the network."""
+    fig, axes = plots.figure(1, 3, height=plots.WIDTH / 3 + 0.3)
+    plots.show_signed(axes[0], s.grad_O[0, 0].reshape(41, 41), r"$\nabla\mathcal{O}_1$, oracle")
+    plots.show_signed(axes[1], adv.g1, r"$\nabla N_1$, conventional network")
+    for ax in axes[:2]:
+        plots.zoom(ax, s.vertices[0], 0.6)
+    axes[2].semilogy(range(1, 10), sp.sv_oracle, "o-", label="oracle")
+    axes[2].semilogy(range(1, 10), sp.sv_network, "s-", label=f"network, $L$ = {s.best}")
+    axes[2].set_xticks(range(1, 10))
+    axes[2].set_xlabel("singular value index")
+    axes[2].set_ylabel("mean singular value")
+    plots.log_ticks(axes[2])
+    axes[2].legend(loc="lower left")
+    return fig
+
+
+def plot_attacks(s: Oracle, att: Attacks):
+    """The invariance and sensitivity directions of output 1 at the first image."""
+    fig, axes = _image_panels(2)
+    plots.show_signed(axes[0], att.d_inv, r"$\mathcal{D}_{\mathrm{inv}}$ (eq. 27)")
+    plots.show_signed(axes[1], att.d_sen, r"$\mathcal{D}_{\mathrm{sen}}$ (eq. 28)")
+    for ax in axes:
+        plots.zoom(ax, s.vertices[0], 0.6)
+    return fig
+
+
+def plot_rate(rate: RateCheck):
+    """Measured rate of the true error along the optimal attack over the predicted v_max."""
+    fig, ax = plots.figure(1, 1, height=3.0)
+    ax.semilogx(rate.eps, rate.ratio, "o-")
+    ax.axhline(1, color="k", lw=0.7)
+    ax.set_xlabel(r"step $\varepsilon$ along the optimal attack")
+    ax.set_ylabel(r"measured rate / predicted $v_{\max}$")
+    plots.log_ticks(ax)
+    return fig

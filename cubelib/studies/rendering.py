@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
-from .. import data, geometry, paper, presets, render, report, sampling
+from .. import data, geometry, paper, plots, presets, render, report, sampling
+from ..claims import Claim
 from ..geometry import C0
 
 
@@ -113,10 +114,71 @@ def discrepancies(n_grid=(64, 128, 256, 512, 1024, 2048), seeds: int = 5) -> dic
             "points": sampling.r_sequence(2000), "random_points": np.random.default_rng(0).random((2000, 6))}
 
 
-def rows(s: Rendering) -> list[dict]:
-    """The intro's rows of this chapter."""
+def plot_supersampling(ss: Supersampling):
+    """The colour function at pixel centres, the exact image (the checked pixel marked) and
+    the midpoint rule's error at that pixel against the samples per side."""
+    fig, axes = plots.figure(1, 3, height=2.8)
+    plots.show_image(axes[0], ss.sharp, "colour at pixel centres")
+    plots.show_image(axes[1], ss.exact, "exact Gaussian integral")
+    axes[1].plot(*ss.pixel.tolist(), "r+", ms=10, mew=2)
+    ms, err = np.array(ss.samples), np.array(ss.errors)
+    axes[2].loglog(ms, err, "o-", label="supersampling")
+    axes[2].loglog(ms, err[0] * ms[0] / ms, "k--", lw=0.8, label="$1/m$")
+    axes[2].set_xlabel("samples per side $m$")
+    axes[2].set_ylabel("|error| at the marked pixel")
+    axes[2].legend(loc="lower left")
+    plots.log_ticks(axes[2])
+    return fig
+
+
+def plot_stripes(stripes: dict):
+    """Contrast of n blurred stripes at the stripe centres and at the 41 pixel centres, with
+    the 50 % line and the paper's 28 lines."""
+    fig, ax = plots.figure(1, 1, height=3.0)
+    ax.plot(stripes["n"], stripes["centres"], "o-", ms=3, label="at the stripe centres")
+    ax.plot(stripes["n"], stripes["pixels"], "s-", ms=3, label="at the image's 41 pixel centres")
+    ax.axhline(0.5, color="k", lw=0.8, label="50 % contrast")
+    ax.axvline(stripes["paper"], color="gray", ls="--", lw=0.8, label=f"paper: {stripes['paper']} lines")
+    ax.set_xlabel("lines across the image")
+    ax.set_ylabel("contrast")
+    plots.legend_outside(ax, "right")
+    return fig
+
+
+def plot_discrepancies(disc: dict, n: int = 600):
+    """The first `n` points of the R-sequence and of uniform random points in the (d_x, phi)
+    plane, and the centred L2 discrepancy of both against the number of points."""
+    fig, axes = plots.figure(1, 3, height=2.8)
+    for ax, pts, colour, title in ((axes[0], disc["points"], "C0", "$R$-sequence"),
+                                   (axes[1], disc["random_points"], "C1", "uniform random")):
+        ax.plot(*pts[:n, [0, 3]].T, ".", ms=2, color=colour)
+        ax.set(title=title, xlabel="$d_x$ (scaled to [0, 1])", ylabel=r"$\phi$ (scaled to [0, 1])", aspect="equal")
+    axes[2].loglog(disc["n"], disc["r_sequence"], "o-", label="$R$-sequence")
+    axes[2].loglog(disc["n"], disc["random"], "s-", label="random")
+    axes[2].set_xlabel("points")
+    axes[2].set_ylabel("centred $L_2$ discrepancy")
+    axes[2].legend(loc="lower left")
+    plots.log_ticks(axes[2])
+    return fig
+
+
+def plot_examples(n: int = 12, start: int = 20, ncols: int = 6):
+    """`n` images of the pose sequence from index `start` (like Fig. 1 of the paper)."""
+    images = render.render(sampling.sample_vertices(n, start=start)).image
+    fig, axes = plots.figure(math.ceil(n / ncols), ncols, height=plots.WIDTH / ncols, squeeze=False)
+    for ax, img in zip(axes.flat, images):
+        plots.show_image(ax, img)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig
+
+
+def rows(s: Rendering) -> list[Claim]:
+    """The intro's claims of this chapter."""
     D = s.dataset.norms.D_i
-    return [report.row("effective resolution of sigma = 0.03 on the 41-pixel grid (lines)",
-                       paper.EFFECTIVE_RESOLUTION_LINES, s.lines_px, "any", "rendering"),
-            report.row("output spread D_i (min - max)", paper.OUTPUT_STD,
-                       f"{D.min().item():.3f} - {D.max().item():.3f}", s.preset.name, "rendering")]
+    return [Claim("resolution", "effective resolution of the blur $\\sigma$ = 0.03 on the 41-pixel grid (lines)",
+                  paper.EFFECTIVE_RESOLUTION_LINES, "", s.lines_px, "", "any", "sec-rendering-resolution",
+                  smaller=False),
+            Claim("output-spread", f"spread $D_i$ of the nine outputs, mean (ours {D.min().item():.2f}-"
+                  f"{D.max().item():.2f})", paper.OUTPUT_STD, "", round(D.mean().item(), 3), "", s.preset.name,
+                  "sec-rendering-data", smaller=False, digits=2)]

@@ -9,12 +9,14 @@ the chapter calls, each returning its figure data and numbers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import analyses, directions, evaluate, experiments, paper, presets, report
 from .. import store
+from ..claims import Claim, nearest, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from ..store import Result
@@ -45,6 +47,7 @@ class Robustness:
     table5: report.Table | None = None
     claim: report.Table | None = None  # the robust networks against the best baselines at the sweep width
     high: report.Table | None = None  # robust training with and without R_high at the preset's high_width
+    long: report.Table | None = None  # robust training with the preset's and the long schedule (None: not run)
     numbers: dict = field(default_factory=dict)
 
     def robust(self, kind: Robust = Robust(), width: int | None = None, epochs: int | None = None) -> Result:
@@ -84,6 +87,7 @@ def study(preset, device="cpu") -> Robustness:
     s.table5 = _table_5(s)
     s.claim, verdict = _claim(s)
     s.high = _high_table(s)
+    s.long = _long_table(s)
     s.numbers = {**_setup_numbers(s), **_table_numbers(s), **_sweep_numbers(s), **_curve_numbers(s),
                  **_claim_numbers(s, verdict), **_long_numbers(s), **_high_numbers(s), **_summary_numbers(s)}
     return s
@@ -148,6 +152,12 @@ def _table_5(s: Robustness) -> report.Table:
     return t5
 
 
+def typeset(label: str) -> str:
+    """A network's label for a Markdown table or a figure: sigma, c^2 and R_high as symbols."""
+    return (label.replace("sigma", "$\\sigma$").replace("c^2", "$c^2$")
+            .replace("R_high", "$R^{\\text{I}}_{\\text{high}}$"))
+
+
 def _contenders(s: Robustness) -> dict:
     """label -> metrics: the best baselines of the sweeps, then the robust networks at the sweep width."""
     g, j = s.best["gaussian"], s.best["jacobian"]
@@ -172,12 +182,12 @@ def _claim(s: Robustness) -> tuple[report.Table, dict]:
     verdict = {}
     for name, m in _contenders(s).items():
         if not name.startswith("robust"):
-            table.add(name, m["e_test"], m["v_max_test"], "", "")
+            table.add(typeset(name), m["e_test"], m["v_max_test"], "", "")
             continue
         lower = all(m["v_max_test"] < b["v_max_test"] for b in base)
         no_worse = all(m["e_test"] <= b["e_test"] for b in base)
         verdict[name] = lower and no_worse
-        table.add(name, m["e_test"], m["v_max_test"], "yes" if lower else "no", "yes" if no_worse else "no")
+        table.add(typeset(name), m["e_test"], m["v_max_test"], "yes" if lower else "no", "yes" if no_worse else "no")
     return table, verdict
 
 
@@ -195,7 +205,8 @@ def _high_table(s: Robustness) -> report.Table | None:
                          formats={2: ".1f", 3: ".1f", 4: ".1f"})
     for label, kind in HIGH_ROWS:
         m = s.robust(kind, L).metrics
-        table.add(label, f"{m['e_train']:.2f} / {m['e_test']:.2f}", m["v_max_test"], m["v_sen_test"], m["v_inv_test"])
+        table.add(typeset(label), f"{m['e_train']:.2f} / {m['e_test']:.2f}", m["v_max_test"], m["v_sen_test"],
+                  m["v_inv_test"])
     return table
 
 
@@ -210,7 +221,10 @@ def gaussian_v_at(s: Robustness, e: float) -> float:
 
 def _setup_numbers(s: Robustness) -> dict:
     vul_n = s.robust().metrics["vul_images"]
-    return {"vul_test": int(vul_n["test"]), "vul_train": int(vul_n["train"]),
+    p = s.preset
+    return {"n_networks": len(s.results), "n_train": int(p.n_train), "n_test": int(p.n_test),
+            "low_lr_epochs": int(p.low_lr_epochs), "batches": int(p.batches),
+            "vul_test": int(vul_n["test"]), "vul_train": int(vul_n["train"]),
             "vul_test_share": 100 * vul_n["test"] / s.preset.n_test, "preset_name": s.preset.name,
             "W": int(s.preset.sweep_width), "epochs_preset": int(s.preset.epochs),
             "curve_images": int(evaluate.CURVE_VUL_IMAGES)}
@@ -307,15 +321,19 @@ def _long_numbers(s: Robustness) -> dict:
             "long_holds": "holds" if holds else "does not hold"}
 
 
-def long_summary(s: Robustness) -> str:
-    """One line on the long run and its trade-off epoch ("" when not run)."""
+def _long_table(s: Robustness) -> report.Table | None:
+    """The robust network with the preset's and the long schedule, each with its trade-off epoch."""
     found = long_results(s)
     if found is None:
-        return ""
-    lm, ltm = (r.metrics for r in found)
-    return (f"robust, {s.preset.robust_long_epochs} epochs: e test {lm['e_test']:.2f} %, "
-            f"v_max {lm['v_max_test']:.1f} %; "
-            f"+ trade-off epoch: e test {ltm['e_test']:.2f} %, v_max {ltm['v_max_test']:.1f} %")
+        return None
+    p = s.preset
+    table = report.Table("", [f"robust network, L = {p.sweep_width}", "epochs", "e test %", "$\\bar v_{\\max}$ test %"],
+                         formats={2: ".2f", 3: ".1f"})
+    for (label, res), epochs in zip((("robust", s.robust()), ("robust, trade-off adj.", s.robust(Robust(tradeoff=True))),
+                                     ("robust", found[0]), ("robust, trade-off adj.", found[1])),
+                                    (p.epochs, p.epochs, p.robust_long_epochs, p.robust_long_epochs)):
+        table.add(label, str(epochs), res.metrics["e_test"], res.metrics["v_max_test"])
+    return table
 
 
 def _high_numbers(s: Robustness) -> dict:
@@ -339,43 +357,46 @@ def _summary_numbers(s: Robustness) -> dict:
 # --------------------------------------------------------------------------------------
 # The intro's rows
 
-def rows(s: Robustness) -> list[dict]:
-    """The intro table's rows of this chapter (robust training, the best baselines, capacity)."""
-    p, W, chapter = s.preset, s.preset.sweep_width, "robustness"
-    rob, plain = s.robust(Robust(tradeoff=True), W).metrics, s.robust(width=W).metrics
+def rows(s: Robustness) -> list[Claim]:
+    """The intro's claims of this chapter (Tables 3-5, Figs. 6-7, capacity), at the sweep
+    width, against the paper's nearest network."""
+    p, W = s.preset, s.preset.sweep_width
+    pw = nearest(W)
+    net, theirs, small, sec = f"L = {W}", f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(p.name, W), "sec-robust-tables34"
+    plain, adj = s.robust(width=W).metrics, s.robust(Robust(tradeoff=True), W).metrics
     gauss, jac = s.best_result("gaussian"), s.best_result("jacobian")
-    t4 = paper.TABLE4.get(W)
-    # the paper's value at this width, else its smallest network's, labelled
-    ref = {k: t4[k][1] if t4 else f"{paper.TABLE4[256][k][1]} (0.6M)" for k in ("e", "v_max")}
+    t3, t4, t5 = paper.TABLE3[pw], paper.TABLE4[pw], paper.TABLE5[pw]
     out = [
-        report.row(f"robust training, trade-off adjusted, L = {W}: test e (%)", ref["e"], round(rob["e_test"], 2),
-                   p.name, chapter),
-        report.row(f"robust training, trade-off adjusted, L = {W}: test v_max (%)", ref["v_max"],
-                   round(rob["v_max_test"], 1), p.name, chapter),
-        report.row(f"best Gaussian augmentation, L = {W}: test v_max (%) at sigma",
-                   f"{paper.BEST_GAUSSIAN_V_MAX} at {paper.BEST_GAUSSIAN_SIGMA} (4M)",
-                   f"{gauss.v_max_test:.1f} at {s.best['gaussian']:g}", p.name, chapter),
-        report.row(f"best Jacobian regularisation, L = {W}: test v_max (%) at c^2", f"{paper.BEST_JACOBIAN_V_MAX} (4M)",
-                   f"{jac.v_max_test:.1f} at {s.best['jacobian']:g}", p.name, chapter),
-        # the paper's "2.3 times more robust": its 20M robust network (Table 3) against the best
-        # Gaussian augmentation (17 % at sigma = 0.095, 4M); ours at one width
-        report.row(f"robustness gain: best Gaussian v_max / robust v_max (Table 3 network), L = {W}",
-                   f"{paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f} (20M robust vs 4M Gaussian)",
-                   round(gauss.v_max_test / plain["v_max_test"], 2), p.name, chapter),
-        # the paper gives the best Gaussian network's error only as a plot (Fig. 6)
-        report.row(f"accuracy of robust (trade-off adj.) vs best Gaussian (its e / robust e), L = {W}", None,
-                   round(gauss.e_test / rob["e_test"], 2), p.name, chapter)]
-    if p.high_width == W:
-        high = s.robust(Robust(high=True, tradeoff=True), W).metrics
-        out.append(report.row(f"robust training + R_high, trade-off adjusted, L = {W}: test e (%) / v_max (%)",
-                              f"{ref['e']} / {ref['v_max']}, without R_high",
-                              f"{high['e_test']:.2f} / {high['v_max_test']:.1f}", p.name, chapter))
-    # the abstract's "can be further improved by simply increasing the network capacity"
-    t3 = paper.TABLE3
-    theirs = " -> ".join(f"{t3[w][1]} / {t3[w][0]} ({paper.WEIGHTS_MILLIONS[w]}M)" for w in (256, 2048)) + \
-        f" -> {t3['deep'][1]} / {t3['deep'][0]} (20M)"
-    ours = " -> ".join(f"{r.v_max_test:.1f} / {r.e_test:.1f} (L = {w})"
-                       for w, r in ((w, s.robust(width=w)) for w in p.widths))
-    out.append(report.row("capacity: robust training's test v_max / e (%) as the network grows", theirs, ours,
-                          p.name, chapter))
+        Claim("table3-vmax", "Table 3: test $\\bar v_{\\max}$ (%), universal robust training", t3[1], theirs,
+              plain["v_max_test"], net, p.name, sec, better="lower", smaller=small),
+        Claim("table4-vmax", "Table 4: test $\\bar v_{\\max}$ (%), robust training, trade-off adjusted", t4["v_max"][1], theirs,
+              adj["v_max_test"], net, p.name, sec, better="lower", smaller=small),
+        Claim("table4-e", "Table 4: test $e$ (%), robust training, trade-off adjusted", t4["e"][1], theirs,
+              adj["e_test"], net, p.name, sec, better="lower", smaller=small),
+        Claim("tradeoff-gain", "one epoch of $E_0 + E_1$ makes the robust network 3-4x more accurate (ratio of test $e$)",
+              round(t3[0] / t4["e"][1], 1), theirs, plain["e_test"] / adj["e_test"], net, p.name, sec,
+              better="higher", smaller=small),
+    ]
+    if 0.055 in p.sigmas:
+        g = s.gaussian(0.055).metrics
+        out.append(Claim("table5-vmax", "Table 5: test $\\bar v_{\\max}$ (%), Gaussian augmentation $\\sigma$ = 0.055",
+                         t5["v_max"][1], theirs, g["v_max_test"], net, p.name, "sec-robust-table5", better="lower",
+                         smaller=small))
+    deep = paper.TABLE3["deep"][1]
+    out += [
+        Claim("robust-vs-gaussian", "robust training is ~2.3x less vulnerable than the best Gaussian augmentation "
+              "(its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)", round(paper.BEST_GAUSSIAN_V_MAX / deep, 1), "20M vs 4M",
+              gauss.v_max_test / plain["v_max_test"], net, p.name, "sec-robust-claim", better="higher",
+              smaller=small),
+        Claim("robust-vs-jacobian", "... and than the best Jacobian regularisation (its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)",
+              round(paper.BEST_JACOBIAN_V_MAX / deep, 1), "20M vs 4M", jac.v_max_test / plain["v_max_test"], net,
+              p.name, "sec-robust-claim", better="higher", smaller=small),
+    ]
+    # the abstract's "limited only by network capacity": v_max falls as the network grows
+    if len(p.widths) > 1:
+        a, b = p.widths[-2], p.widths[-1]
+        per_doubling = (s.robust(width=a).v_max_test / s.robust(width=b).v_max_test) ** (1 / math.log2(b / a))
+        out.append(Claim("capacity", "robustness grows with capacity: robust $\\bar v_{\\max}$ falls per doubling of L by",
+                         round(paper.TABLE3[256][1] / paper.TABLE3[512][1], 2), "0.6M -> 1.5M", per_doubling,
+                         f"L = {a} -> {b}", p.name, "sec-robust-capacity", better="higher", smaller=small))
     return out

@@ -1,15 +1,16 @@
 """The robustness chapter's analyses on the data set and the networks' weights (random
 directions and their norms, the jet check, network gradients, spectra of the optimal attacks,
-the capacity floor) and its figures.  Each analysis returns its figure data and numbers."""
+the capacity floor) and its figures.  Each analysis returns its figure data and numbers;
+`analyses` runs them all in the chapter's order, and each figure is one function returning one
+figure."""
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import torch
 
-from .. import capacity, data, directions, experiments, paper, plots, robustness
+from .. import capacity, data, directions, experiments, paper, plots, report, robustness
 from .. import store
 from .. import terms as T
 from ..experiments import Robust
@@ -49,7 +50,7 @@ def _network_gradients(exp, images: torch.Tensor, device) -> torch.Tensor:
 class Directions:
     examples: dict  # family -> one draw [41, 41]
     spectra: dict  # family -> (k, power) of spectrum_images draws
-    numbers: dict  # cos_low
+    numbers: dict  # cos_low, spectrum_images
 
 
 def random_directions(s: Robustness, generator: torch.Generator) -> Directions:
@@ -58,7 +59,7 @@ def random_directions(s: Robustness, generator: torch.Generator) -> Directions:
     examples = {name: f(1, generator)[0] for name, f in FAMILIES.items()}
     spectra = {name: directions.radial_spectrum(f(s.preset.spectrum_images, generator)) for name, f in FAMILIES.items()}
     cos_low = _mean_pair_cosine(directions.low(_n_images(s.preset), generator))
-    return Directions(examples, spectra, {"cos_low": abs(cos_low)})
+    return Directions(examples, spectra, {"cos_low": abs(cos_low), "spectrum_images": int(s.preset.spectrum_images)})
 
 
 @dataclass
@@ -67,9 +68,16 @@ class RobustCost:
     numbers: dict  # jet_error
 
     @property
-    def text(self) -> str:
-        return "\n".join(f"D_{f}: n_i from {n_i.min():.4f} to {n_i.max():.4f} (z components largest), c = {c:.3f}"
-                         for f, (n_i, c) in self.norms.items())
+    def table(self) -> report.Table:
+        """n_i (smallest and largest of the nine) and c per family."""
+        t = report.Table("", ["family", "smallest $n_i$", "largest $n_i$", "$c$"], formats={1: ".4f", 2: ".4f", 3: ".3f"})
+        z_largest = True
+        for f, (n_i, c) in self.norms.items():
+            t.add(rf"$\mathcal{{D}}_{{\text{{{f}}}}}$", float(n_i.min()), float(n_i.max()), float(c))
+            z_largest &= set(torch.as_tensor(n_i).argsort()[-3:].tolist()) == {2, 5, 8}
+        if z_largest:
+            t.note = "For both families the three largest $n_i$ are those of the $z$ coordinates."
+        return t
 
 
 def robust_cost(s: Robustness, generator: torch.Generator, device="cpu") -> RobustCost:
@@ -105,11 +113,11 @@ def gradients(s: Robustness, device="cpu") -> Gradients:
     ds, n = _dataset(p), _n_images(p)
     images = ds.test.image[:n].double()
     grad_O = data.oracle_gradients(ds.test, n)
-    nets = {"robust, trade-off adj.": experiments.robust(p, Robust(tradeoff=True), W),
-            f"Gaussian, sigma = {s.best['gaussian']:g}": experiments.gaussian(p, s.best["gaussian"], W),
-            f"Jacobian, c^2 = {s.best['jacobian']:g}": experiments.jacobian(p, s.best["jacobian"], W),
+    nets = {"robust,\ntrade-off adj.": experiments.robust(p, Robust(tradeoff=True), W),
+            f"Gaussian,\n$\\sigma$ = {s.best['gaussian']:g}": experiments.gaussian(p, s.best["gaussian"], W),
+            f"Jacobian,\n$c^2$ = {s.best['jacobian']:g}": experiments.jacobian(p, s.best["jacobian"], W),
             "conventional": experiments.accuracy(p, "conventional", W)}
-    panels = {r"$\nabla\mathcal{O}_1$ (oracle)": grad_O[:, 0],
+    panels = {"$\\nabla\\mathcal{O}_1$\n(oracle)": grad_O[:, 0],
               **{title: _network_gradients(exp, images, device)[:, 0] for title, exp in nets.items()}}
     cosines = {title: (_unit(g) * _unit(grad_O[:, 0])).sum(-1) for title, g in panels.items()}
     alignment = [float(c.mean()) for c in cosines.values()]
@@ -136,10 +144,10 @@ def attack_spectra(s: Robustness, device="cpu") -> AttackSpectra:
     images = ds.test.image[:n].double()
     grad_O = data.oracle_gradients(ds.test, n)
     nets = {"robust": experiments.robust(p, Robust(), W),
-            f"Gaussian, sigma = {s.best['gaussian']:g}": experiments.gaussian(p, s.best["gaussian"], W),
+            f"best Gaussian, $\\sigma$ = {s.best['gaussian']:g}": experiments.gaussian(p, s.best["gaussian"], W),
             "conventional": experiments.accuracy(p, "conventional", W)}
     if p.high_width == W:
-        nets["robust + R_high"] = experiments.robust(p, Robust(high=True), W)
+        nets["robust + $R^{\\mathrm{I}}_{\\mathrm{high}}$"] = experiments.robust(p, Robust(high=True), W)
     spectra = {label: directions.radial_spectrum(robustness.vulnerabilities(
         _network_gradients(exp, images, device), grad_O).d_max.reshape(-1, 41, 41)) for label, exp in nets.items()}
     high_share = {label: float(power[11:].sum()) for label, (k, power) in spectra.items()}
@@ -176,167 +184,223 @@ def capacity_floors(s: Robustness, device="cpu") -> Capacity:
 
 
 # --------------------------------------------------------------------------------------
-# Figures
+# All analyses of the chapter, in its order
+
+@dataclass
+class Analyses:
+    directions: Directions
+    gradients: Gradients
+    cost: RobustCost
+    spectra: AttackSpectra
+    capacity: Capacity
+    numbers: dict  # every analysis's numbers, for report.glue_all
+
+
+def analyses(s: Robustness, device="cpu", seed: int = 0) -> Analyses:
+    """Every analysis of the chapter: the random directions and the robust cost's norms draw
+    from one generator seeded `seed`, in that order."""
+    g = torch.Generator().manual_seed(seed)
+    d = random_directions(s, g)
+    grads = gradients(s, device)
+    cost = robust_cost(s, g, device)
+    spectra = attack_spectra(s, device)
+    floors = capacity_floors(s, device)
+    numbers = {**d.numbers, **grads.numbers, **cost.numbers, **spectra.numbers, **floors.numbers}
+    return Analyses(d, grads, cost, spectra, floors, numbers)
+
+
+# --------------------------------------------------------------------------------------
+# Figures: each function draws one figure and returns it
+
+VMAX = r"$\bar v_{\max}$"
+
 
 def _family(name: str) -> str:
     return rf"$\mathcal{{D}}_{{\mathrm{{{name}}}}}$"
 
 
-def _finish(fig, ax, xlabel: str, ylabel: str, **legend):
-    """Label a one-panel figure's axes, add the legend, plain log ticks, tight layout."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(**legend)
-    plots.plain_log_ticks(*fig.axes)
-    fig.tight_layout()
+def plot_directions(a: Analyses):
+    """Fig. 4 of the paper: one draw of each family of random directions."""
+    fig, axes = plots.figure(1, 3, height=2.9)
+    for ax, (name, D) in zip(axes, a.directions.examples.items()):
+        plots.show_signed(ax, D, _family(name))
     return fig
 
 
-def plot_directions(d: Directions, g: Gradients):
-    """Fig. 4's three families and the radial spectra of the families and the first gradients."""
-    fig = plt.figure(figsize=(9, 2.6))
-    for i, (name, D) in enumerate(d.examples.items()):
-        plots.show_signed(fig.add_subplot(1, 4, i + 1), D, _family(name))
-    ax = fig.add_subplot(1, 4, 4)
-    for name, (k, power) in d.spectra.items():
+def plot_spectra(a: Analyses):
+    """Radial power spectra of the three families and of the first output's normalised gradients."""
+    fig, ax = plots.figure(1, 1, height=3.0)
+    for name, (k, power) in a.directions.spectra.items():
         ax.semilogy(k, power, label=_family(name))
-    for label, (k, power) in g.spectra.items():
+    for label, (k, power) in a.gradients.spectra.items():
         ax.semilogy(k, power, "--", label=label)
-    return _finish(fig, ax, "cycles per image", "power (unit norm)", fontsize=6)
+    ax.set_xlabel("cycles per image")
+    ax.set_ylabel("power (unit norm)")
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
+    return fig
 
 
 def plot_sweeps(s: Robustness):
     """Figs. 6-7: error and vulnerabilities along the sigma and c^2 sweeps, against robust training."""
     rob_t = s.robust(Robust(tradeoff=True)).metrics
-    fig, axes = plt.subplots(2, 2, figsize=(8.4, 5.6))
+    fig, axes = plots.figure(2, 2, height=2.7)
     for col, (method, sw) in enumerate(s.sweeps.items()):
         values = sw["values"]
         ax = axes[0, col]
         ax.plot(values, sw["e_train"], "o:", label="training")
         ax.plot(values, sw["e_test"], "o-", label="test")
-        ax.axhline(rob_t["e_test"], color="k", ls="--", lw=0.8, label="robust (trade-off adj.), test")
-        ax.set_ylabel("e (%) on clean images")
+        ax.axhline(rob_t["e_test"], color="k", ls="--", lw=0.8, label="robust, trade-off adj. (test)")
+        ax.set_ylabel("e (%), clean images")
+        ax.set_title(SWEEP_TITLES[method])
         ax = axes[1, col]
-        for k, label in (("v_max_test", r"$\bar v_{\max}$"), ("v_sen_test", r"$\bar v_{\mathrm{sen}}$"),
+        for k, label in (("v_max_test", VMAX), ("v_sen_test", r"$\bar v_{\mathrm{sen}}$"),
                          ("v_inv_test", r"$\bar v_{\mathrm{inv}}$")):
             ax.plot(values, sw[k], "o-", label=label)
-        ax.axhline(rob_t["v_max_test"], color="k", ls="--", lw=0.8, label=r"robust $\bar v_{\max}$")
+        ax.axhline(rob_t["v_max_test"], color="k", ls="--", lw=0.8, label=f"robust, trade-off adj. ({VMAX})")
         ax.set_ylabel("vulnerability (%), test")
         for ax in axes[:, col]:
             ax.set_xlabel(SWEEP_LABELS[method])
             ax.set_xscale("log" if method == "jacobian" else "linear")
             ax.set_yscale("log")
-            ax.legend(fontsize=7)
-        axes[0, col].set_title(SWEEP_TITLES[method])
-    plots.plain_log_ticks(*fig.axes)
-    fig.tight_layout()
+    for row in axes:
+        plots.legend_outside(row[-1], "right")
+    plots.log_ticks(*axes.flat)
     return fig
 
 
-def plot_gradients(g: Gradients, k: int = 0):
+def plot_gradients(a: Analyses, k: int = 0):
     """Fig. 5: the first output's gradient at test image `k`, with its cosine to the oracle's."""
-    fig, axes = plt.subplots(1, len(g.panels), figsize=(2.1 * len(g.panels), 2.5))
+    g = a.gradients
+    fig, axes = plots.figure(1, len(g.panels), height=2.5)
     for ax, (title, grad) in zip(axes, g.panels.items()):
         cos = g.cosines[title]
         plots.show_signed(ax, grad[k].reshape(41, 41), title)
         plots.zoom(ax, g.vertices[k], 0.6)
-        ax.set_xlabel(f"cos {cos[k]:.2f} (mean {cos.mean():.2f})", fontsize=8)
-    plots.plain_log_ticks(*fig.axes)
-    fig.tight_layout()
+        ax.set_xlabel(f"cos {cos[k]:.2f}\n(mean {cos.mean():.2f})", fontsize=9)
     return fig
+
+
+def _curve_label(label: str) -> str:
+    return label.replace("sigma", r"$\sigma$").replace("c^2", "$c^2$")
 
 
 def plot_curves(s: Robustness):
     """Test error and v_max along training: robust, the best baselines, conventional."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3))
+    fig, axes = plots.figure(1, 2, height=3.0)
     for label, cur in s.curves.items():
         if not cur.get("v_max_test"):
             continue  # a result stored before the curves carried v_max
-        axes[0].semilogy(cur["epoch"], cur["e_test"], label=label)
-        axes[1].semilogy(cur["epoch"], cur["v_max_test"], label=label)
+        axes[0].semilogy(cur["epoch"], cur["e_test"], label=_curve_label(label))
+        axes[1].semilogy(cur["epoch"], cur["v_max_test"], label=_curve_label(label))
     tradeoff = s.robust(Robust(tradeoff=True)).curves
-    axes[0].semilogy(tradeoff["epoch"][-1:], tradeoff["e_test"][-1:], "k*", label="robust + 1 epoch E0 + E1")
-    axes[1].semilogy(tradeoff["epoch"][-1:], tradeoff["v_max_test"][-1:], "k*")
+    axes[0].semilogy(tradeoff["epoch"][-1:], tradeoff["e_test"][-1:], "k*", ms=9,
+                     label="robust + 1 epoch $E_0 + E_1$")
+    axes[1].semilogy(tradeoff["epoch"][-1:], tradeoff["v_max_test"][-1:], "k*", ms=9)
     axes[0].set_ylabel("test e (%)")
-    axes[1].set_ylabel(r"test $\bar v_{\max}$ (%)")
+    axes[1].set_ylabel(f"test {VMAX} (%)")
     for ax in axes:
         ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=7)
-    plots.plain_log_ticks(*fig.axes)
-    fig.tight_layout()
+    plots.legend_outside(axes[1], "right")
+    plots.log_ticks(*axes)
     return fig
 
 
-def plot_plane(s: Robustness, zero_gradient_v: float):
+def plot_plane(s: Robustness, a: Analyses):
     """Every network of the sweep width on the error-vulnerability plane."""
     p, W = s.preset, s.preset.sweep_width
-    fig, ax = plt.subplots(figsize=(6.2, 4))
-    for method, marker in (("gaussian", "o-"), ("jacobian", "s-")):
+    fig, ax = plots.figure(1, 1, height=4.2)
+    # the strengths beside their points: Gaussian to the left of its curve, Jacobian above right
+    for method, marker, offset, ha, va in (("gaussian", "o-", (-5, 0), "right", "center"),
+                                           ("jacobian", "s-", (4, 2), "left", "bottom")):
         sw = s.sweeps[method]
-        ax.plot(sw["e_test"], sw["v_max_test"], marker, ms=4, label=f"{method} sweep")
+        line, = ax.plot(sw["e_test"], sw["v_max_test"], marker, ms=4,
+                        label=f"{SWEEP_TITLES[method]} ({SWEEP_LABELS[method]})")
         for v, e, vm in zip(sw["values"], sw["e_test"], sw["v_max_test"]):
-            ax.annotate(f"{v:g}", (e, vm), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.annotate(f"{v:g}", (e, vm), fontsize=7, xytext=offset, textcoords="offset points", ha=ha, va=va,
+                        color=line.get_color())
+    high = "$R^{\\mathrm{I}}_{\\mathrm{high}}$"
     points = {"robust": (Robust(), "k*"), "robust, trade-off adj.": (Robust(tradeoff=True), "r*")}
     if p.high_width == W:
-        points.update({"robust + R_high": (Robust(high=True), "kP"),
-                       "robust + R_high, trade-off adj.": (Robust(high=True, tradeoff=True), "rP")})
+        points.update({f"robust + {high}": (Robust(high=True), "kP"),
+                       f"robust + {high}, trade-off adj.": (Robust(high=True, tradeoff=True), "rP")})
     for label, (kind, marker) in points.items():
         m = s.robust(kind).metrics
-        ax.plot(m["e_test"], m["v_max_test"], marker, ms=9, label=label)
+        ax.plot(m["e_test"], m["v_max_test"], marker, ms=10, label=label)
     if p.robust_long_epochs:
-        for (method, marker), res in zip((("robust", "kX"), ("robust-tradeoff", "rX")), long_results(s)):
-            ax.plot(res.e_test, res.v_max_test, marker, ms=8, label=f"{method}, {p.robust_long_epochs} epochs")
+        for (label, marker), res in zip((("robust", "kX"), ("robust, trade-off adj.", "rX")), long_results(s)):
+            ax.plot(res.e_test, res.v_max_test, marker, ms=8, label=f"{label}, {p.robust_long_epochs} epochs")
     for method, marker in (("conventional", "v"), ("first", "^")):
         m = s.accuracy[method].metrics
-        ax.plot(m["e_test"], m["v_max_test"], marker, color="gray", label=f"{method} (accuracy chapter)")
-    ax.axhline(zero_gradient_v, color="gray", ls=":", lw=0.8, label="zero-gradient network")
+        ax.plot(m["e_test"], m["v_max_test"], marker, color="gray", ms=7,
+                label={"conventional": "conventional training", "first": "first-derivative training"}[method])
+    ax.axhline(a.numbers["zero_gradient_v"], color="gray", ls=":", lw=0.8, label="a network with zero gradient")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    return _finish(fig, ax, "test e (%), clean images", r"test $\bar v_{\max}$ (%)", fontsize=6, ncol=2)
+    ax.set_xlabel("test e (%), clean images")
+    ax.set_ylabel(f"test {VMAX} (%)")
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
+    return fig
 
 
 def plot_long(s: Robustness):
-    """Learning curves of the preset's and the long schedule, with the best baselines (None: not run)."""
+    """Learning curves of the preset's and the long schedule, with the best baselines; at a
+    preset without the long run, one panel saying so."""
     found = long_results(s)
     if found is None:
-        return None
+        fig, ax = plots.figure(1, 1, height=1.0)
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"The long schedule is not run at preset {s.preset.name!r}.", ha="center", va="center")
+        return fig
     long, long_t = found
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3))
+    fig, axes = plots.figure(1, 2, height=3.0)
     for label, res in ((f"{s.preset.epochs} epochs", s.robust()), (f"{s.preset.robust_long_epochs} epochs", long)):
-        axes[0].semilogy(res.curves["epoch"], res.curves["e_test"], label=label)
-        axes[1].semilogy(res.curves["epoch"], res.curves["v_max_test"], label=label)
+        axes[0].semilogy(res.curves["epoch"], res.curves["e_test"], label=f"robust, {label}")
+        axes[1].semilogy(res.curves["epoch"], res.curves["v_max_test"], label=f"robust, {label}")
     for ax, key in zip(axes, ("e_test", "v_max_test")):
-        for res, marker in ((s.robust(Robust(tradeoff=True)), "k*"), (long_t, "r*")):
-            ax.semilogy(res.curves["epoch"][-1:], res.curves[key][-1:], marker)
+        for i, (res, marker) in enumerate(((s.robust(Robust(tradeoff=True)), "k*"), (long_t, "r*"))):
+            ax.semilogy(res.curves["epoch"][-1:], res.curves[key][-1:], marker, ms=9,
+                        label=None if key == "e_test" else
+                        f"+ trade-off epoch ({(s.preset.epochs, s.preset.robust_long_epochs)[i]} epochs)")
         ax.set_xlabel("epoch")
     for method, color in (("gaussian", "C2"), ("jacobian", "C3")):
         m = s.best_result(method).metrics
-        axes[0].axhline(m["e_test"], color=color, ls="--", lw=0.8, label=f"best {method}")
-        axes[1].axhline(m["v_max_test"], color=color, ls="--", lw=0.8)
+        axes[0].axhline(m["e_test"], color=color, ls="--", lw=0.8)
+        axes[1].axhline(m["v_max_test"], color=color, ls="--", lw=0.8, label=f"best {SWEEP_TITLES[method]}")
     axes[0].set_ylabel("test e (%)")
-    axes[1].set_ylabel(r"test $\bar v_{\max}$ (%)")
-    axes[0].legend(fontsize=7)
-    plots.plain_log_ticks(*fig.axes)
-    fig.tight_layout()
+    axes[1].set_ylabel(f"test {VMAX} (%)")
+    plots.legend_outside(axes[1], "right")
+    plots.log_ticks(*axes)
     return fig
 
 
-def plot_attack_spectra(a: AttackSpectra):
+def plot_attack_spectra(a: Analyses):
     """Radial power spectra of the optimal attacks, with each one's share above 10 cycles."""
-    fig, ax = plt.subplots(figsize=(5.4, 3.2))
-    for label, (k, power) in a.spectra.items():
-        ax.semilogy(k, power, label=f"{label}: {100 * a.high_share[label]:.0f} % above 10")
-    return _finish(fig, ax, "cycles per image", r"power of $\mathcal{D}_{\max}$", fontsize=7)
+    sp = a.spectra
+    fig, ax = plots.figure(1, 1, height=3.0)
+    for label, (k, power) in sp.spectra.items():
+        ax.semilogy(k, power, label=f"{label}: {100 * sp.high_share[label]:.0f} % above 10")
+    ax.axvline(10.5, color="gray", ls=":", lw=0.8)
+    ax.set_xlabel("cycles per image")
+    ax.set_ylabel(r"power of $\mathcal{D}_{\max}$")
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
+    return fig
 
 
-def plot_capacity(s: Robustness, c: Capacity):
+def plot_capacity(s: Robustness, a: Analyses):
     """The capacity floor against width, with the robust networks' measured v_max and own bounds."""
-    widths = s.preset.widths
-    fig, ax = plt.subplots(figsize=(5.4, 3.4))
-    ax.loglog(list(c.floors), list(c.floors.values()), "o-", label="floor: L principal directions of grad O")
+    c, widths = a.capacity, s.preset.widths
+    fig, ax = plots.figure(1, 1, height=3.2)
+    ax.loglog(list(c.floors), list(c.floors.values()), "o-", label=r"floor: $L$ principal directions of $\nabla\mathcal{O}$")
     ax.axhline(c.zero_network, color="gray", ls=":", label="a network with zero gradient")
     ax.loglog(widths, [s.robust(width=w).v_max_test for w in widths], "ks", label="robust training, measured")
     ax.loglog(widths, [c.own[w] for w in widths], "k^", mfc="none", label="bound from its own first layer")
     ax.loglog([k for k in paper.TABLE3 if k != "deep"], [paper.TABLE3[k][1] for k in paper.TABLE3 if k != "deep"],
-              "r*", label="paper, Table 3")
-    return _finish(fig, ax, "first-layer width L", r"test $\bar v_{\max}$ (%)", fontsize=7)
+              "r*", ms=9, label="the paper's robust networks (Table 3)")
+    ax.set_xlabel("first-layer width $L$")
+    ax.set_ylabel(f"test {VMAX} (%)")
+    plots.legend_outside(ax, "right")
+    plots.log_ticks(ax)
+    return fig

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
-from .. import curvature, experiments, paper, report, store
+from .. import curvature, experiments, paper, plots, report, store
 from ..geometry import PAIRS
+from .accuracy import COLORS, LABELS, plot_learning_curves
 from .second_order import (
     METHODS,
     MOTIONS,
@@ -17,6 +18,7 @@ from .second_order import (
     SecondOrder,
     TermValues,
     _dataset,
+    network_label,
 )
 
 DECOMPOSITION_IMAGES = 512  # test images of the decomposition
@@ -39,12 +41,15 @@ def curvature_parts(s: SecondOrder) -> Parts:
     nets = {m: curvature.decompose(store.model(experiments.accuracy(p, m, w)), test, DECOMPOSITION_IMAGES)
             for m in ("first", "second")}
     d = nets["first"]
+    d2c = "$\\partial^2 C$"
     table = report.Table(
-        "rms over test images of ||.|| per pair", columns=[
-            "pair", "d2C (target)", "tau", "d2C - tau", "first: tangential", "normal", "curvature", "error",
-            "second: tangential", "normal", "curvature", "error"],
+        "", columns=[
+            "pair", f"{d2c} (target)", "$\\tau$", f"{d2c} $- \\tau$", "first: tangential", "normal", "curvature",
+            "error", "second: tangential", "normal", "curvature", "error"],
         formats={i: ".2f" for i in range(1, 12)},
-        note=f"L = {w}; tau = the tangential part of a network with exact first derivatives; error = d2N - d2C.")
+        note=f"Root mean square over the test images of the norm of each part, per pair, for the first- and "
+             f"second-derivative networks of width L = {w}. $\\tau$: the tangential part of a network with exact "
+             f"first derivatives; error: $\\partial^2 N - \\partial^2 C$.")
     for k in ROTATION_PAIRS + [PAIRS.index((5, 5))]:
         cells = [PAIR_LABELS[k], d.target[k].item(), d.tau[k].item(), d.needed[k].item()]
         for m in ("first", "second"):
@@ -64,76 +69,73 @@ def curvature_parts(s: SecondOrder) -> Parts:
     return Parts(networks=nets, table=table, numbers=numbers)
 
 
+def _pair_ticks(ax, labels):
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=60, fontsize=8)
+
+
 def plot_pair_norms(n: PairNorms):
     """Per pair: the training images' average ||H_ij|| and the weight 1/n_ij^2 of E2 under both rules."""
-    fig, ax = plt.subplots(figsize=(8.5, 2.8))
+    fig, ax = plots.figure(1, 1, height=3.0)
     x = np.arange(21)
-    ax.bar(x - 0.27, n.image.numpy(), 0.27, label="avg ||H_ij||", color="0.6")
-    ax.bar(x, 1 / n.scaled.numpy() ** 2, 0.27, label="weight 1/n_ij², scaled (ours)", color="C0")
-    ax.bar(x + 0.27, 1 / n.printed.numpy() ** 2, 0.27, label="weight 1/n_ij², as printed", color="C3")
+    ax.bar(x - 0.27, n.image.numpy(), 0.27, label=r"avg $\|\mathcal{H}_{ij}\|$", color="0.6")
+    ax.bar(x, 1 / n.scaled.numpy() ** 2, 0.27, label=r"weight $1/n_{ij}^2$, scaled (ours)", color="C0")
+    ax.bar(x + 0.27, 1 / n.printed.numpy() ** 2, 0.27, label=r"weight $1/n_{ij}^2$, as printed", color="C3")
     ax.set_yscale("log")
-    ax.set_xticks(x, PAIR_LABELS, rotation=60, fontsize=7)
-    ax.legend(fontsize=7, ncols=3)
-    ax.set_title("Second-order image derivatives and the weight of each pair in E2", fontsize=9)
-    fig.tight_layout()
+    _pair_ticks(ax, PAIR_LABELS)
+    ax.set_xlabel("pair $(i, j)$ of motions")
+    plots.log_ticks(ax)
+    plots.legend_outside(ax, "right")
     return fig
 
 
 def plot_curves(s: SecondOrder):
-    """Test error per epoch of the three methods at each width, the printed-n_ij network and
-    the paper's Table 6 where it has the width."""
-    widths, pw = s.preset.widths, s.preset.printed_width
-    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3), squeeze=False)
-    for ax, w in zip(axes[0], widths):
-        for m in METHODS:
-            cur = s.accuracy[m, w].curves
-            ax.semilogy(cur["epoch"], cur["e_test"], label=m)
+    """Test error per epoch of the three methods at each width, the network with n_ij as printed
+    and the paper's Table 6 where it has the width (accuracy.plot_learning_curves)."""
+    pw = s.preset.printed_width
+    panels = {}
+    for w in s.preset.widths:
+        lines = [(LABELS[m], s.accuracy[m, w].curves, COLORS[m], "-") for m in METHODS]
         if s.printed and w == pw:
-            cur = s.printed.curves
-            ax.semilogy(cur["epoch"], cur["e_test"], ":", color="C2", label="second, n_ij as printed")
-        if w in paper.TABLE6:
-            ax.axhline(paper.TABLE6[w][1], color="C2", lw=0.7, ls="--", label="paper, second (Table 6)")
-        ax.set_title(f"L = {w}: test error", fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("e (%)")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+            lines.append((r"second-derivative, $n_{ij}$ as printed", s.printed.curves, COLORS["second"], "-."))
+        panels[f"$L$ = {w}"] = lines
+    references = {f"$L$ = {w}": [("paper, second-derivative (Table 6)", paper.TABLE6[w][1], COLORS["second"])]
+                  for w in s.preset.widths if w in paper.TABLE6}
+    return plot_learning_curves(panels, references, ylabel="test e (%)")
 
 
 def plot_terms(t: TermValues):
     """E0 and E1 per motion (left), E2 per pair (right) of both networks."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 2.8), gridspec_kw={"width_ratios": [1, 3]})
+    fig, axes = plots.figure(1, 2, height=3.0, gridspec_kw={"width_ratios": [1, 3]})
     for k, m in enumerate(("first", "second")):
         tv = t.terms[m]
-        axes[0].bar(np.arange(7) + 0.4 * k - 0.2, [tv["E0"], *tv["E1"]], 0.4, label=f"{m}-derivative network")
-        axes[1].bar(np.arange(21) + 0.4 * k - 0.2, tv["E2"], 0.4, label=f"{m}-derivative network")
-    axes[0].set_xticks(np.arange(7), ["E0", *[f"E1 {n}" for n in MOTIONS]], rotation=60, fontsize=7)
-    axes[1].set_xticks(np.arange(21), PAIR_LABELS, rotation=60, fontsize=7)
-    for ax, title in zip(axes, ("E0 and E1 per motion", "E2 per pair (scaled n_ij)")):
+        axes[0].bar(np.arange(7) + 0.4 * k - 0.2, [tv["E0"], *tv["E1"]], 0.4, color=COLORS[m])
+        axes[1].bar(np.arange(21) + 0.4 * k - 0.2, tv["E2"], 0.4, color=COLORS[m], label=f"{LABELS[m]} network")
+    _pair_ticks(axes[0], ["$E_0$", *[f"$E_1$ {n}" for n in MOTIONS]])
+    _pair_ticks(axes[1], PAIR_LABELS)
+    for ax, title in zip(axes, ("$E_0$, and $E_1$ per motion", "$E_2$ per pair (scaled $n_{ij}$)")):
         ax.set_yscale("log")
-        ax.set_title(title, fontsize=9)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_title(title)
+    plots.log_ticks(*axes)
+    plots.legend_outside(axes[1], "right")
     return fig
 
 
 def plot_long(s: SecondOrder):
     """Test error of first- and second-derivative training with the long schedule (solid) and
-    the preset's (dotted) at the largest width; None when the preset has no long run."""
-    if not s.long:
-        return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    for k, m in enumerate(("first", "second")):
-        cur = s.long[m].curves
-        ax.semilogy(cur["epoch"], cur["e_test"], color=f"C{k + 1}", label=f"{m}, {s.preset.second_long_epochs} epochs")
+    the preset's (dotted) at the largest width; at a preset without a long run, the preset's alone."""
+    fig, ax = plots.figure(1, 1, height=3.0)
+    n = s.preset.second_long_epochs
+    for m in ("first", "second"):
+        if s.long:
+            cur = s.long[m].curves
+            ax.semilogy(cur["epoch"], cur["e_test"], color=COLORS[m], label=f"{LABELS[m]}, {n} epochs")
         cur = s.accuracy[m, s.best].curves
-        ax.semilogy(cur["epoch"], cur["e_test"], ":", color=f"C{k + 1}", label=f"{m}, {s.preset.epochs} epochs")
+        ax.semilogy(cur["epoch"], cur["e_test"], ":", color=COLORS[m], label=f"{LABELS[m]}, {s.preset.epochs} epochs")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test e (%)")
-    ax.set_title(f"L = {s.best}: a longer schedule", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_title(f"$L$ = {s.best}" + ("" if s.long else ": no longer schedule at this preset"))
+    plots.log_ticks(ax)
+    plots.legend_outside(ax, "right")
     return fig
 
 
@@ -147,17 +149,19 @@ def plot_noise(s: SecondOrder):
         styles[label] = {"color": colors.get(label.split(" + ")[0], "C2"), "ls": "--" if tradeoff else "-",
                          "marker": "s" if tradeoff else "o", "ms": 3}
     sig = np.array(s.sweep["sigmas"])
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    fig, axes = plots.figure(1, 2, height=3.2)
     for label, rows in s.sweep["networks"].items():
-        axes[0].plot(sig, [r["e_corrected"] for r in rows], label=label, **styles[label])
+        axes[0].plot(sig, [r["e_corrected"] for r in rows], label=network_label(label), **styles[label])
         axes[0].plot(sig, [r["e_uncorrected"] for r in rows], lw=0.8, alpha=0.5, color=styles[label]["color"], ls=":")
-        axes[1].plot(sig, [r["v_max_corrected"] for r in rows], label=label, **styles[label])
-    axes[0].set_title("Fig. 9: test error under noise\n(dotted: against the clean cube, no correction)", fontsize=9)
+        axes[1].plot(sig, [r["v_max_corrected"] for r in rows], **styles[label])
+    axes[0].set_title("test error (the paper's Fig. 9)")
     axes[0].set_ylabel("e (%)")
-    axes[1].set_title("Fig. 10: v_max under noise", fontsize=9)
-    axes[1].set_ylabel("v_max (%)")
+    axes[1].set_title(r"$\bar v_{\max}$ (the paper's Fig. 10)")
+    axes[1].set_ylabel(r"$\bar v_{\max}$ (%)")
     for ax in axes:
-        ax.set_xlabel("σ of the noise")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_xlabel(r"$\sigma$ of the noise")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.5", lw=0.8, ls=":"))
+    labels.append("e against the clean cube\n(no correction)")
+    plots.legend_outside(axes[1], "right", handles=handles, labels=labels)
     return fig

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .. import checks, geometry, paper, presets, render, report, sampling
+from .. import checks, geometry, paper, plots, presets, render, report, sampling
+from ..claims import Claim
 from ..geometry import NU_NAMES, PAIRS
 
 # the paper's reach of the linear expansion (§4.2): 10 degrees for rotations, 0.04 for x/y
@@ -69,21 +69,56 @@ def second_order(s: Tangents) -> dict:
             "p_quad": float(np.polyfit(np.log(steps[-3:]), np.log(quad[-3:]), 1)[0])}
 
 
+def plot_first_derivatives(s: Tangents, shown=(3, 5, 0, 2)):
+    """The first check cube's image and four of its first derivatives (like Fig. 3 of the paper)."""
+    fig, axes = plots.figure(1, len(shown) + 1, height=plots.WIDTH / (len(shown) + 1) + 0.3)
+    plots.show_image(axes[0], s.result.image[0], "image")
+    for ax, i in zip(axes[1:], shown):
+        plots.show_signed(ax, s.result.d1[0, i], rf"$\partial I/\partial\nu_{i + 1}$ ({NU_NAMES[i]})")
+    for ax in axes:
+        plots.zoom(ax, s.cubes[0])
+    return fig
+
+
+def plot_first_order(fd: dict):
+    """Relative error of central differences of exact images against the analytic dI/dnu."""
+    eps = np.array(fd["eps"])
+    fig, ax = plots.figure(1, 1, height=3.0)
+    ax.loglog(eps, fd["errors"], "o-", label="central difference\nvs analytic")
+    ax.loglog(eps, fd["errors"][0] * (eps / eps[0]) ** 2, "k--", lw=0.8, label=r"$\propto\varepsilon^2$")
+    ax.set_xlabel(r"$\varepsilon$")
+    ax.set_ylabel("relative error")
+    plots.log_ticks(ax)
+    plots.legend_outside(ax, "right")
+    return fig
+
+
+def plot_second_derivatives(s: Tangents, pairs=((3, 3), (5, 5), (0, 4), (2, 2))):
+    """Four second derivatives of the first check cube's image (like Fig. 8 of the paper)."""
+    fig, axes = plots.figure(1, len(pairs), height=plots.WIDTH / len(pairs) + 0.3)
+    for ax, (i, j) in zip(axes, pairs):
+        title = rf"$\partial^2 I/\partial\nu_{i + 1}\partial\nu_{j + 1}$"
+        plots.show_signed(ax, s.result.d2[0, geometry.PAIR_INDEX[(i, j)]], title)
+        ax.set_xlabel(f"{NU_NAMES[i]}, {NU_NAMES[j]}", fontsize=9)
+        plots.zoom(ax, s.cubes[0])
+    return fig
+
+
 def plot_second_order(so: dict):
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    """Left: relative error of eq. (45) per pair; right: remainders of the linear and
+    quadratic expansions along a fixed nu against the step."""
+    fig, axes = plots.figure(1, 2, height=3.2, gridspec_kw={"width_ratios": [1.1, 1]})
     axes[0].semilogy(range(21), so["d2_errors"], "o")
-    axes[0].set_xticks(range(21))
-    axes[0].set_xticklabels([f"{i + 1}{j + 1}" for i, j in PAIRS], fontsize=6, rotation=90)
+    axes[0].set_xticks(range(21), [f"{i + 1}{j + 1}" for i, j in PAIRS], rotation=90, fontsize=8)
     axes[0].set_xlabel("pair $ij$")
     axes[0].set_ylabel("relative error of eq. (45)")
-    axes[1].loglog(so["steps"], so["linear"], "o-", label=f"linear (eq. 19), slope {so['p_lin']:.2f}")
-    axes[1].loglog(so["steps"], so["quadratic"], "s-", label=f"quadratic (eq. 46), slope {so['p_quad']:.2f}")
-    axes[1].set_xlabel("step $t$ along a fixed $\\nu$")
-    axes[1].set_xticks(so["steps"], [f"{t:g}" for t in so["steps"]])
-    axes[1].minorticks_off()
+    axes[1].loglog(so["steps"], so["linear"], "o-", label=f"linear (eq. 19),\nslope {so['p_lin']:.2f}")
+    axes[1].loglog(so["steps"], so["quadratic"], "s-", label=f"quadratic (eq. 46),\nslope {so['p_quad']:.2f}")
+    axes[1].set_xlabel(r"step $t$ along a fixed $\nu$")
     axes[1].set_ylabel(r"$\|I(\hat T(t\nu)C) - \mathrm{expansion}\|$")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    plots.log_ticks(*axes)
+    axes[1].set_xticks(so["steps"], [f"{t:g}" for t in so["steps"]])
+    axes[1].legend(loc="lower right")
     return fig
 
 
@@ -111,17 +146,21 @@ def expansion_reach(s: Tangents) -> dict:
 
 
 def plot_reach(r: dict):
-    fig, axes = plt.subplots(1, 6, figsize=(12, 2.5), sharey=True)
-    for i, ax in enumerate(axes):
+    """Per motion: the median over poses of the largest pixel error of the linear and quadratic
+    expansions against the step, the threshold (black) and the paper's reach (dotted)."""
+    fig, axes = plots.figure(2, 3, height=2.5, sharey=True)
+    for i, ax in enumerate(axes.flat):
         for order, style in ((1, "-"), (2, "--")):
-            ax.semilogy(r["grids"][i], r["curves"][i, order].numpy(), style, label=["", "linear", "quadratic"][order])
-        ax.axhline(REACH_THRESHOLD, color="k", lw=0.6)
-        ax.axvline(r["paper"][i], color="gray", ls=":", lw=1)
-        ax.set_title(NU_NAMES[i], fontsize=9)
+            ax.semilogy(r["grids"][i], r["curves"][i, order].numpy(), style,
+                        label=["", "linear expansion", "quadratic expansion"][order])
+        ax.axhline(REACH_THRESHOLD, color="k", lw=0.7, label=f"threshold {REACH_THRESHOLD:g}")
+        ax.axvline(r["paper"][i], color="gray", ls=":", lw=1.2, label="paper's reach (linear)")
+        ax.set_title(NU_NAMES[i])
         ax.set_xlabel("step (rad)" if i < 3 else "step")
-    axes[0].set_ylabel("median max pixel error")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("median max\npixel error")
+    plots.log_ticks(*axes.flat)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
     return fig
 
 
@@ -132,8 +171,9 @@ def derivative_norms(n: int) -> dict:
     return {"d1": n1, "d2": n2, "rot_rot": float(rot_rot), "n": n}
 
 
-def rows(preset) -> list[dict]:
-    """The intro's row of this chapter: the rotation pairs' average ||d2I|| (the paper's ~40)."""
+def rows(preset) -> list[Claim]:
+    """The intro's claim of this chapter: the rotation pairs' average ||d2I|| (the paper's ~40)."""
     p = presets.get(preset)
-    return [report.row("avg norm of rotation-rotation second image derivatives", paper.ROTATION_D2_NORM,
-                       round(derivative_norms(p.norm_images)["rot_rot"], 1), p.name, "tangents")]
+    return [Claim("rotation-d2", "average norm of the rotation pairs' second image derivatives",
+                  paper.ROTATION_D2_NORM, "", round(derivative_norms(p.norm_images)["rot_rot"], 1), "", p.name,
+                  "sec-tangents-second", smaller=False)]
