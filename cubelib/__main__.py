@@ -6,6 +6,8 @@
     python -m cubelib run accuracy --preset quick --set widths=256,  --set epochs=300   # sizes overridden
     python -m cubelib status --preset quick          # missing, stale, corrupt and orphaned results
     python -m cubelib summary --preset quick [--no-compute]
+    python -m cubelib gpu-batch --budget 540 --out OUT [--preset paper] [--device cuda]   # a GPU window
+    python -m cubelib import OUT/results.tar.gz [--dry-run]   # what a GPU window brought back
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import time
 
 import torch
 
-from . import analyses, data, experiments, presets, store, summary
+from . import gpu_batch  # first: it stands in for tqdm where only torch (and numpy) are installed
+from . import data, experiments, presets, store
 
 
 def _device(name: str) -> str:
@@ -64,6 +67,7 @@ def _run(a) -> None:
         print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
               f"{res.provenance['train_seconds']:.0f} s on {res.provenance['device']}", flush=True)
     if a.chapter == "second-order" and not a.only and (a.time_limit is None or time.monotonic() - started < a.time_limit):
+        from . import analyses  # needs scipy: imported only here, so a torch-only machine runs the rest
         sweep = analyses.noise_sweep(_preset(a), device=device)  # Figs. 9-10, against the oracle
         for label, rows in sweep["networks"].items():
             print(f"noise sweep, {label}: v_max " + ", ".join(f"{r['v_max_corrected']:.1f}" for r in rows) +
@@ -88,10 +92,16 @@ def main(argv=None) -> int:
                    help="override a size of the preset (cubelib.presets.Preset), e.g. --set epochs=300")
     st = sub.add_parser("status", help="list the preset's missing, stale, corrupt and orphaned results")
     st.add_argument("--preset", required=True, choices=presets.NAMES)
-    s = sub.add_parser("summary", help="print the 'paper vs this book' table as JSON")
+    s = sub.add_parser("summary", help="print the 'paper vs this book' claims with their verdicts as JSON")
     s.add_argument("--preset", required=True, choices=presets.NAMES)
     s.add_argument("--no-compute", action="store_true", help="report missing results instead of computing them")
     s.add_argument("--device", default="cpu")
+    g = sub.add_parser("gpu-batch", help="a GPU window in one command: self-check, benchmark, train what is "
+                       "pending, one archive (cubelib/gpu_batch.py)")
+    gpu_batch.add_arguments(g)
+    im = sub.add_parser("import", help="unpack a gpu-batch archive into results/<preset>/")
+    im.add_argument("archive")
+    im.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
     a = p.parse_args(argv)
 
     if a.command == "data":
@@ -106,9 +116,14 @@ def main(argv=None) -> int:
         for kind, names in found.items():
             print(f"{kind}: {len(names)}" + "".join(f"\n  {n}" for n in names if kind != "ok"))
         return 0 if not (found["stale"] or found["corrupt"]) else 1
+    elif a.command == "gpu-batch":
+        return gpu_batch.main(a, _device(a.device))
+    elif a.command == "import":
+        return gpu_batch.import_main(a.archive, a.dry_run)
     elif a.command == "summary":
+        from . import claims, summary  # the studies need matplotlib and scipy
         rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
-        json.dump(rows, sys.stdout, indent=1)
+        json.dump([claims.as_dict(c) for c in rows], sys.stdout, indent=1)
         print()
     return 0
 
