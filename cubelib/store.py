@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # networks up to this many weights (L <= 256: ~2.4 MB) keep their weights beside the result,
 # so analyses can load them without retraining; larger ones stay in the checkpoint cache
 SMALL_MODEL = 1_000_000
+# presets whose runs last several sessions keep their checkpoints beside the results (committed
+# to git, a few MB each at L = 256), so a new machine resumes them; the others' stay in the cache
+PERSISTENT_CHECKPOINTS = ("paper-small",)
 
 
 class StaleResult(RuntimeError):
@@ -106,8 +109,10 @@ class Experiment:
     def weights_path(self, root: Path | None = None) -> Path:
         return self.path(root).with_suffix(".pt")
 
-    def checkpoint_path(self) -> Path:
-        return data.default_cache_dir() / "checkpoints" / f"{self.name}-{self.key()}.pt"
+    def checkpoint_path(self, root: Path | None = None) -> Path:
+        folder = (root or results_root()) / self.preset / "checkpoints" if self.preset in PERSISTENT_CHECKPOINTS \
+            else data.default_cache_dir() / "checkpoints"
+        return folder / f"{self.name}-{self.key()}.pt"
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,9 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, progress: bool 
     ds = data.load(exp.data, device=device, progress=progress)
     if time_limit is not None:  # building the data set counts against the limit too
         time_limit = max(0.0, time_limit - (time.monotonic() - started))
-    ck = exp.checkpoint_path()
+    ck = exp.checkpoint_path(root)
     if exp.parent is not None and not ck.exists():
-        _continue_parent(exp, ck)
+        _continue_parent(exp, ck, root)
     res = train.train(exp.recipe, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
                       time_limit=time_limit)
     if not res.complete:
@@ -207,7 +212,7 @@ def model(exp: Experiment, device="cpu", root: Path | None = None) -> jets.MLP:
     if exp.weights_path(root).exists():
         net.load_state_dict(torch.load(exp.weights_path(root), weights_only=True))
         return net.to(device)
-    ck = exp.checkpoint_path()
+    ck = exp.checkpoint_path(root)
     if ck.exists():
         state = torch.load(ck, weights_only=False, map_location="cpu")
         if state.get("epoch") == exp.recipe.epochs and state.get("key", "").startswith(exp.recipe.key()):
@@ -224,9 +229,9 @@ def network(exp: Experiment, device="cpu", root: Path | None = None) -> jets.MLP
     return model(exp, device, root)
 
 
-def _continue_parent(exp: Experiment, ck: Path):
+def _continue_parent(exp: Experiment, ck: Path, root: Path | None = None):
     """Start `exp` from its parent's final checkpoint, if the cache has it."""
-    src = exp.parent.checkpoint_path()
+    src = exp.parent.checkpoint_path(root)
     if not src.exists():
         return
     state = torch.load(src, weights_only=False, map_location="cpu")
