@@ -74,3 +74,34 @@ def test_bad_configs_are_refused():
         data.DatasetConfig(n_train=1, n_test=1, storage="int8")
     assert data.dataset_config("paper").n_train == 97020
     assert data.dataset_config("quick", order=2).order == 2
+
+
+def _second_difference(f, i, j, h):
+    """Central second difference of f(nu) at nu = 0 along e_i, e_j (mixed for i != j)."""
+    def at(a, b):
+        nu = torch.zeros(6, dtype=torch.float64)
+        nu[i] += a
+        nu[j] += b
+        return f(nu)
+    if i == j:
+        return (at(h, 0) - 2 * at(0, 0) + at(-h, 0)) / h**2
+    return (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h)
+
+
+def test_stored_second_derivatives_are_those_of_one_curve(built):
+    """What E2 trains against: the stored d2I and d2C of a sample are the second derivatives
+    of the one curve nu -> (I(T(nu)C), C(T(nu)C)) through it, for all 21 pairs (Richardson-
+    extrapolated second differences of freshly rendered images and of the targets)."""
+    from cubelib import geometry
+    _, ds = built
+    verts = ds.train.vertices[:3]
+    image = lambda nu: render.render(geometry.transform(verts, nu)).image
+    target = lambda nu: geometry.target(geometry.transform(verts, nu))
+    for k, (i, j) in enumerate(geometry.PAIRS):
+        h = 2e-3
+        ref_img = (4 * _second_difference(image, i, j, h / 2) - _second_difference(image, i, j, h)) / 3
+        ref_tgt = (4 * _second_difference(target, i, j, h / 2) - _second_difference(target, i, j, h)) / 3
+        rel_img = ((ds.train.d2[:3, k] - ref_img).norm() / ref_img.norm()).item()
+        err_tgt = (ds.train.target_d2[:3, k] - ref_tgt).abs().max().item()
+        assert rel_img < 1e-5, (i, j, rel_img)
+        assert err_tgt < 1e-7 * max(1.0, ref_tgt.abs().max().item()), (i, j, err_tgt)
