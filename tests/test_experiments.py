@@ -19,14 +19,6 @@ TINY = store.Experiment(name="tiny", preset="smoke", chapter="accuracy", data=TI
                                       batches=2, eval_every=1))
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CUBELIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CUBELIB_RESULTS", str(tmp_path / "results"))
-    monkeypatch.delenv("CUBELIB_NO_TRAIN", raising=False)
-    return tmp_path
-
-
 def no_training(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("should not train again")

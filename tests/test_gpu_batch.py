@@ -53,14 +53,6 @@ def batch(tmp_path_factory):
     return out, json.loads((out / "report.json").read_text()), proc, env
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CUBELIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CUBELIB_RESULTS", str(tmp_path / "results"))
-    monkeypatch.delenv("CUBELIB_NO_TRAIN", raising=False)
-    return tmp_path
-
-
 def _trained(report):
     by_key = {e.key(): e for e in experiments.all_experiments("smoke")}
     return [by_key[r["key"]] for r in report["stages"]["train"]["trained"]]

@@ -64,20 +64,35 @@ def study(preset, device="cpu") -> Precision:
     return Precision(p, max(p.widths), values, verdicts, table, numbers)
 
 
+def best_time(fn, repeat: int = 3, device="cpu") -> float:
+    """The best of `repeat` timings of `fn()` after one warm-up call (CUDA synchronised)."""
+    import time
+
+    import torch
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        if device != "cpu":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dtype=None, repeat: int = 3,
                  device="cpu") -> float:
     """The best of `repeat` timings of one training step (extended forward pass of `order`,
     backward) of 1681-L-L-L-128-9 on `batch` random images, with `matmul_dtype` matmuls."""
-    import time
-
     import torch
 
     from .. import jets
     from ..geometry import PAIRS
     torch.manual_seed(0)
     model = jets.MLP((width, width, width, 128)).to(device)
-    rows = 7 if order == 1 else 28
-    h = torch.randn(batch, rows, 1681, device=device) * 0.1
+    h = torch.randn(batch, 7 if order == 1 else 28, 1681, device=device) * 0.1
     pairs = PAIRS if order == 2 else None
 
     def step():
@@ -86,16 +101,8 @@ def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dty
         with jets.matmul_precision(model, matmul_dtype):
             y, y1, y2 = model.jet_rows(h, 6, pairs)
         ((y**2).sum() + (y1**2).sum() + ((y2**2).sum() if order == 2 else 0)).backward()
-        if device != "cpu":
-            torch.cuda.synchronize()
 
-    step()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return best_time(step, repeat, device)
 
 
 def speed(width: int = 256, batch: int = 2310, repeat: int = 3) -> dict:
