@@ -294,15 +294,28 @@ def manifest(preset: str, root: Path | None = None) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` (through `path`.lock) across processes: several runs of
+    one preset (sweeps, parallel jobs) update its manifest without losing an entry."""
+    import fcntl
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def add_to_manifest(exp: Experiment, raw: dict, root: Path | None = None):
     """Record a new result: key -> name, chapter, code version, commit, date and checksums."""
-    entries = manifest(exp.preset, root)
     files = [exp.path(root)] + ([exp.weights_path(root)] if exp.weights_path(root).exists() else [])
-    entries[exp.key()] = {"name": exp.name, "chapter": exp.chapter, "code_version": raw["provenance"]["code_version"],
-                          "commit": raw["provenance"]["git_commit"], "date": raw["provenance"]["date"],
-                          "sha256": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}}
-    write_json(manifest_path(exp.preset, root), dict(sorted(entries.items(), key=lambda kv: kv[1]["name"])),
-               overwrite=True)
+    entry = {"name": exp.name, "chapter": exp.chapter, "code_version": raw["provenance"]["code_version"],
+             "commit": raw["provenance"]["git_commit"], "date": raw["provenance"]["date"],
+             "sha256": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}}
+    with _locked(manifest_path(exp.preset, root)):
+        entries = manifest(exp.preset, root)
+        entries[exp.key()] = entry
+        write_json(manifest_path(exp.preset, root), dict(sorted(entries.items(), key=lambda kv: kv[1]["name"])),
+                   overwrite=True)
 
 
 def status(experiments: list[Experiment], root: Path | None = None) -> dict:

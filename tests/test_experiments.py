@@ -284,3 +284,17 @@ def test_the_paper_network_nearest_to_ours():
     assert [claims.nearest(w) for w in (16, 128, 256, 300, 4096)] == [256, 256, 256, 512, 2048]
     assert claims.smaller("quick", 256) and not claims.smaller("paper-small", 256)
     assert claims.smaller("paper-small", 128)
+
+
+def test_parallel_runs_of_a_preset_keep_every_manifest_entry(env):
+    """Processes storing results of one preset at once (sweeps) lose no manifest entry."""
+    code = ("import sys; from cubelib import experiments, store\n"
+            "for e in experiments.accuracy_experiments('smoke')[int(sys.argv[1])::2]:\n"
+            "    for _ in range(300): store.add_to_manifest(e, {'provenance': store.read(e).provenance})\n")
+    exps = experiments.accuracy_experiments("smoke")
+    for e in exps:
+        store.run(e, progress=False)
+    store.manifest_path("smoke").unlink()
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(k)], env=os.environ.copy()) for k in (0, 1)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert set(store.manifest("smoke")) == {e.key() for e in exps}
