@@ -233,9 +233,17 @@ def requested_urls(driver) -> list[str]:
 
 
 def screenshot(driver, path: Path):
-    """The whole page, beyond the window (Chrome's DevTools protocol; selenium has no full-page shot
-    for Chrome). No clip: with one, Chrome lays the page out shifted."""
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    """The whole page: the viewport is made as tall as the page, then shot (Chrome's DevTools
+    protocol; selenium has no full-page shot for Chrome). `captureBeyondViewport` instead lays
+    some pages out shifted sideways."""
+    width, height = driver.execute_script(
+        "return [window.innerWidth, document.documentElement.scrollHeight]")
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
