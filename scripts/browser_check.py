@@ -1,6 +1,6 @@
 """Load every page of a built book in headless Chromium, offline, and list what a reader would see
-broken: raw TeX that MathJax left unrendered (or TeX errors), images that did not load, unresolved
-references and raw MyST roles, console errors, and any request to a host other than the local
+broken: raw TeX that MathJax left unrendered (or TeX errors), images that did not load, figures
+without a number and caption, unresolved references and raw MyST roles, console errors, and any request to a host other than the local
 server. Saves a full-page screenshot of each page.
 
     python scripts/browser_check.py _build/html --screenshots _build/screenshots
@@ -126,6 +126,13 @@ const start = Date.now();
            .map(i => [i.getAttribute("src") || "", i.complete ? "did not load" : "still loading after 10 s",
                       (i.closest("[id]") || {}).id || ""]));
 })();
+"""
+
+# Figures of the chapters (images in cell outputs) that are not numbered figures with a caption.
+JS_UNCAPTIONED = r"""
+return Array.from(document.querySelectorAll("article .cell_output img, main .cell_output img"))
+  .filter(i => { const f = i.closest("figure"); return !f || !f.querySelector("figcaption"); })
+  .map(i => (i.closest("[id]") || {}).id || i.getAttribute("src") || "");
 """
 
 # Unresolved cross-references: sphinx leaves the xref node without its link.
@@ -281,6 +288,8 @@ def check_page(driver, base: str, rel: Path, shots: Path | None, failures: list,
         problems.append(f"unresolved reference: {text!r} ({classes})")
     for src, why, where in images:
         problems.append(f"image {why}: {src}{' at #' + where if where else ''}")
+    for where in dict.fromkeys(driver.execute_script(JS_UNCAPTIONED)):
+        problems.append(f"figure without a number and caption at #{where}")
 
     # every request the page made, and what the browser logged as an error
     for req in requested_urls(driver):

@@ -417,7 +417,13 @@ def pair_norms(s: SecondOrder) -> PairNorms:
     image = torch.stack([train.d2[i:i + 1024].flatten(2).double().norm(dim=-1).sum(0)
                          for i in range(0, len(train), 1024)]).sum(0) / len(train)
     rot = torch.from_numpy(ROTATION)
-    numbers = {"r_rot": image[rot].mean().item(), "n_rot_lo": scaled[rot].min().item(),
+    diagonal = torch.tensor([i == j and j < 3 for i, j in geometry.PAIRS])
+    # the author's generator (img-gen.m) exports all 24 face corners, each vertex three times:
+    # n_ij of the rotation pairs if the target were those corners rather than three vertices
+    corners = (3 ** 0.5) * geometry.vertex_d2(train.vertices).flatten(2).norm(dim=-1).mean(0)
+    numbers = {"r_rot": image[rot].mean().item(), "r_rot_diagonal": image[diagonal].mean().item(),
+               "n_corners_lo": corners[rot].min().item(), "n_corners_hi": corners[rot].max().item(),
+               "n_rot_lo": scaled[rot].min().item(),
                "n_rot_hi": scaled[rot].max().item(), "h_max": image.max().item(),
                "h_max_pair": PAIR_LABELS[int(image.argmax())],
                "share_scaled": 100 * _untargeted_share(1 / scaled**2),
