@@ -1,7 +1,7 @@
 """Load every page of a built book in headless Chromium, offline, and list what a reader would see
 broken: raw TeX that MathJax left unrendered (or TeX errors), images that did not load, figures
-without a number and caption, unresolved references and raw MyST roles, console errors, and any request to a host other than the local
-server. Saves a full-page screenshot of each page.
+without a number and caption, unresolved references and raw MyST roles, console errors, and any
+request to a host other than the local server. Saves a full-page screenshot of each page.
 
     python scripts/browser_check.py _build/html --screenshots _build/screenshots
 
