@@ -19,7 +19,7 @@ METHODS = ("conventional", "first", "robust")
 class Precision:
     preset: presets.Preset
     width: int
-    values: dict  # (method, precision) -> {"e": [per seed], "v_max": [...], "epoch_s": [...]}
+    values: dict  # (method, precision) -> {"e": [per seed], "v_max": [...]}
     verdicts: dict  # method -> True when bfloat16 stays within the float32 seed spread (e and v_max)
     table: Table
     numbers: dict
@@ -39,12 +39,10 @@ def study(preset, device="cpu") -> Precision:
         for precision in ("float32", "bfloat16"):
             rs = [store.run(_experiment(p, method, s, precision), device=device) for s in PRECISION_SEEDS]
             values[method, precision] = {
-                "e": [r.e_test for r in rs], "v_max": [r.v_max_test for r in rs],
-                "epoch_s": [r.provenance["train_seconds"] / sum(ph["epochs"] for ph in r.config["recipe"]["phases"])
-                            for r in rs]}
-    table = Table("", ["method", "precision", "test e (%), mean", "e: seed spread", "test v_max (%), mean",
-                       "v_max: seed spread", "s / epoch", "within float32's spread"],
-                  formats={2: ".3f", 3: ".3f", 4: ".1f", 5: ".1f", 6: ".2f"})
+                "e": [r.e_test for r in rs], "v_max": [r.v_max_test for r in rs]}
+    table = Table("", ["method", "precision", "test $e$ (%), mean", "$e$: seed spread",
+                       r"test $\bar v_{\max}$ (%), mean", r"$\bar v_{\max}$: seed spread", "within float32's spread"],
+                  formats={2: ".3f", 3: ".3f", 4: ".1f", 5: ".1f"})
     verdicts, numbers = {}, {}
     for method in METHODS:
         f32, b16 = values[method, "float32"], values[method, "bfloat16"]
@@ -52,13 +50,14 @@ def study(preset, device="cpu") -> Precision:
         verdicts[method] = bool(ok)
         for precision, v in (("float32", f32), ("bfloat16", b16)):
             table.add(method, precision, float(np.mean(v["e"])), float(np.ptp(v["e"])), float(np.mean(v["v_max"])),
-                      float(np.ptp(v["v_max"])), float(np.mean(v["epoch_s"])),
-                      ("yes" if ok else "no") if precision == "bfloat16" else "")
-        numbers[f"prec_{method}_speedup"] = float(np.mean(f32["epoch_s"]) / np.mean(b16["epoch_s"]))
+                      float(np.ptp(v["v_max"])), ("yes" if ok else "no") if precision == "bfloat16" else "")
         numbers[f"prec_{method}_de"] = float(np.mean(b16["e"]) / np.mean(f32["e"]) - 1) * 100
+    numbers["prec_all_within"] = "all three methods" if all(verdicts.values()) else \
+        ", ".join(m for m in METHODS if verdicts[m]) or "none of the methods"
     devices = {r.provenance["device"] for r in (store.load(e) for e in experiments.precision_experiments(p)) if r}
     table.note = (f"L = {max(p.widths)}, preset {p.name}, seeds {', '.join(map(str, PRECISION_SEEDS))}; "
-                  f"spread = max - min over the seeds; trained on {', '.join(sorted(devices))}. bfloat16 rounds "
+                  f"spread = max - min over the seeds; trained on {', '.join(sorted(devices))} (wall times on a "
+                  f"shared machine are not compared; the step timing above is). bfloat16 rounds "
                   "the hidden layers' matmul operands and products; weights, the output layer, the jet "
                   "arithmetic, the optimiser and every evaluation stay float32.")
     return Precision(p, max(p.widths), values, verdicts, table, numbers)
@@ -130,9 +129,16 @@ def available(preset) -> bool:
 
 
 def shown(preset, device="cpu"):
-    """The comparison's table, or a sentence saying it is not stored at this preset."""
-    if available(preset):
-        return study(preset, device).table
+    """The comparison's table and its verdict in words, or a sentence saying it is not
+    stored at this preset (Markdown for the execution page)."""
     from IPython.display import Markdown
-    return Markdown(f"*The comparison is not stored at the preset {presets.get(preset).name!r}: "
-                    f"`python -m cubelib run precision --preset {presets.get(preset).name}` trains it.*")
+    p = presets.get(preset)
+    if not available(p):
+        return Markdown(f"*The comparison is not stored at the preset {p.name!r}: "
+                        f"`python -m cubelib run precision --preset {p.name}` trains it.*")
+    s = study(p, device)
+    n = s.numbers
+    verdict = (f"At this preset bfloat16 stays within float32's seed-to-seed spread for {n['prec_all_within']} "
+               f"(mean test error {n['prec_conventional_de']:+.1f} % conventional, {n['prec_first_de']:+.1f} % "
+               f"first derivatives, {n['prec_robust_de']:+.1f} % robust, relative to float32).")
+    return Markdown(s.table.markdown() + "\n\n" + verdict)
