@@ -8,6 +8,7 @@
     python -m cubelib summary --preset quick [--no-compute]
     python -m cubelib gpu-batch --budget 540 --out OUT [--preset paper] [--device cuda]   # a GPU window
     python -m cubelib import OUT/results.tar.gz [--dry-run]   # what a GPU window brought back
+    python -m cubelib sweep accuracy --preset quick --engine ray [--address HEAD:6379] [--workers 8]   # Ray tasks
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import time
 import torch
 
 from . import gpu_batch  # first: it stands in for tqdm where only torch (and numpy) are installed
-from . import data, experiments, presets, store
+from . import data, experiments, presets, store, sweep
 
 
 def _device(name: str) -> str:
@@ -102,6 +103,9 @@ def main(argv=None) -> int:
     im = sub.add_parser("import", help="unpack a gpu-batch archive into results/<preset>/")
     im.add_argument("archive")
     im.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
+    sw = sub.add_parser("sweep", help="train a chapter's pending networks as independent tasks, on a local Ray or a "
+                        "cluster (cubelib/sweep.py)")
+    sweep.add_arguments(sw)
     a = p.parse_args(argv)
 
     if a.command == "data":
@@ -120,6 +124,8 @@ def main(argv=None) -> int:
         return gpu_batch.main(a, _device(a.device))
     elif a.command == "import":
         return gpu_batch.import_main(a.archive, a.dry_run)
+    elif a.command == "sweep":
+        return sweep.main(a, _preset(a))
     elif a.command == "summary":
         from . import claims, summary  # the studies need matplotlib and scipy
         rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))

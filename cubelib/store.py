@@ -178,6 +178,18 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, progress: bool 
         return found
     if os.environ.get("CUBELIB_NO_TRAIN"):
         raise TrainingDisabled(f"{exp.path(root)} is missing and CUBELIB_NO_TRAIN is set")
+    computed = compute(exp, device, root, progress, time_limit)
+    if computed is None:
+        return None
+    return write(exp, *computed, root=root)
+
+
+def compute(exp: Experiment, device="cpu", root: Path | None = None, progress: bool = True,
+            time_limit: float | None = None) -> tuple[dict, dict | None] | None:
+    """Train `exp` (resuming its checkpoint, or its parent's final one) and evaluate it, writing
+    no result: (the result file's content, the weights as a CPU state dict or None over
+    SMALL_MODEL weights), for `write`; None if `time_limit` ran out first.  `run` is `load`,
+    else `compute` then `write`; a sweep's worker computes and its driver writes (sweep.py)."""
     started = time.monotonic()
     ds = data.load(exp.data, device=device, progress=progress)
     if time_limit is not None:  # building the data set counts against the limit too
@@ -193,11 +205,20 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, progress: bool 
            "config": {"data": dataclasses.asdict(exp.data), "recipe": exp.recipe.describe()},
            "metrics": evaluate.metrics(res.model, ds, device), "curves": res.curves,
            "provenance": provenance(device, res.seconds)}
-    if res.model.n_weights() <= SMALL_MODEL:
-        weights = exp.weights_path(root)
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.cpu() for k, v in res.model.state_dict().items()}, weights.with_suffix(".tmp-pt"))
-        os.replace(weights.with_suffix(".tmp-pt"), weights)
+    small = res.model.n_weights() <= SMALL_MODEL
+    return raw, ({k: v.cpu() for k, v in res.model.state_dict().items()} if small else None)
+
+
+def write(exp: Experiment, raw: dict, weights: dict | None, root: Path | None = None) -> Result:
+    """Store what `compute` returned: the weights (when given), the result file, its manifest
+    entry; the files `run` writes, byte for byte.  FileExistsError if the result is there."""
+    if exp.path(root).exists():
+        raise FileExistsError(f"{exp.path(root)} exists; results are immutable")
+    if weights is not None:
+        path = exp.weights_path(root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(weights, path.with_suffix(".tmp-pt"))
+        os.replace(path.with_suffix(".tmp-pt"), path)
     write_json(exp.path(root), raw)
     add_to_manifest(exp, raw, root)
     return read(exp, root)
