@@ -90,8 +90,3 @@ def zoom(ax, vertices, half=0.45):
     u, v = DEFAULT_CAMERA.project(vertices).mean(0).tolist()
     ax.set_xlim(u - half, u + half)
     ax.set_ylim(v - half, v + half)
-
-
-def plain_log_ticks(*axes):
-    """Kept for existing callers: the same as `log_ticks`."""
-    log_ticks(*axes)

@@ -46,11 +46,6 @@ class Table:
         return self.markdown()
 
 
-def row(quantity: str, paper, ours, preset: str, chapter: str) -> dict:
-    """One row of the intro's table "paper vs this book"."""
-    return {"quantity": quantity, "paper": paper, "ours": ours, "preset": preset, "chapter": chapter}
-
-
 def tables(*tables: Table):
     """Several tables as one IPython Markdown output, a blank line apart."""
     # the book's tools (IPython, myst_nb) are imported only when a chapter calls: the
