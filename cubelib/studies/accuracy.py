@@ -61,7 +61,8 @@ def _tables(p: presets.Preset, results: dict, gains: dict) -> tuple[Table, Table
         c, f = results["conventional", w].metrics, results["first", w].metrics
         t1.add(f"L = {w}", f"{c['n_weights'] / 1e6:.2f}M", c["e_train"], c["e_test"],
                results["conventional", w].minutes)
-        t2.add(f"L = {w}", f["e_train"], f["e_test"], results["first", w].minutes, gains[w])
+        t2.add(f"L = {w}" + _shortened(p, results["first", w]), f["e_train"], f["e_test"], results["first", w].minutes,
+               gains[w])
     for w, (train, test, minutes) in paper.TABLE1.items():
         t1.add(f"paper, L = {w}", f"{paper.WEIGHTS_MILLIONS[w]}M", paper_number(train), paper_number(test),
                f"{minutes:g}")
@@ -76,13 +77,23 @@ def _tables(p: presets.Preset, results: dict, gains: dict) -> tuple[Table, Table
     return t1, t2
 
 
+def _shortened(p: presets.Preset, result) -> str:
+    """", N epochs" when the network trained fewer epochs than the preset's schedule (a named
+    deviation of the preset, presets.Preset.derivative_epochs), else ""."""
+    n = sum(ph["epochs"] for ph in result.config["recipe"]["phases"])
+    return "" if n == p.epochs else f", {n} epochs"
+
+
 def _setup_table(p: presets.Preset, exps: dict) -> Table:
     """The preset's sizes beside the paper's (the `paper` preset holds the paper's)."""
     t = Table("", columns=["", "widths L", "training / test images", "epochs (of which at lr $10^{-4}$)",
                            "batches per epoch"])
     e0 = exps["conventional", p.widths[0]]
+    e1 = exps["first", p.widths[0]].recipe
+    epochs = f"{e0.recipe.epochs} ({p.low_lr_epochs})" + (
+        "" if e1.epochs == e0.recipe.epochs else f"; with derivatives {e1.epochs} ({e1.phases[-1].epochs})")
     t.add(f"this build (`{p.name}`)", ", ".join(map(str, p.widths)), f"{e0.data.n_train} / {e0.data.n_test}",
-          f"{e0.recipe.epochs} ({p.low_lr_epochs})", e0.recipe.batches)
+          epochs, e0.recipe.batches)
     q = presets.get("paper")
     t.add("paper", ", ".join(map(str, q.widths)), f"{q.n_train} / {q.n_test}", f"{q.epochs} ({q.low_lr_epochs})",
           q.batches)
@@ -111,8 +122,8 @@ def study(preset, device="cpu") -> Accuracy:
         "gain_best": float(gains[best]), "gain_min": float(min(gains.values())), "width_best": int(best),
         "e_conv_best": float(conv.e_test), "e_first_best": float(first.e_test),
         "crossover": int(crossover_epoch(conv.curves, first.curves)),
-        "low_lr_gain_first": float(low_lr_gain(first.curves, p.high_lr_epochs)),
-        "low_lr_gain_conv": float(low_lr_gain(conv.curves, p.high_lr_epochs)),
+        "low_lr_gain_first": float(low_lr_gain(first.curves, exps["first", best].recipe.phases[0].epochs)),
+        "low_lr_gain_conv": float(low_lr_gain(conv.curves, exps["conventional", best].recipe.phases[0].epochs)),
         "grad_conv": float(grads[best][0]), "grad_first": float(grads[best][1]),
         "grad_ratio": float(grads[best][1] / grads[best][0]),
     }
