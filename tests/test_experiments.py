@@ -333,3 +333,12 @@ def test_parallel_runs_of_a_preset_keep_every_manifest_entry(env):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(k)], env=os.environ.copy()) for k in (0, 1)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     assert set(store.manifest("smoke")) == {e.key() for e in exps}
+
+
+def test_seed_verdict_separates_beats_ties_and_loses():
+    from cubelib.studies.second_order import seed_verdict
+    first = [2.47, 2.40, 2.52]
+    assert seed_verdict(first, [2.10, 2.02, 2.20]) == "beats it with every seed"
+    assert seed_verdict(first, [2.45, 2.30, 2.60]) == "ties with it within the seed spread"
+    assert seed_verdict(first, [2.40, 2.60, 2.70]) == "ties with it within the seed spread"  # overlapping ranges
+    assert seed_verdict(first, [2.53, 2.60, 3.0]) == "loses to it"

@@ -203,18 +203,25 @@ def seed_table(s: SecondOrder) -> report.Table:
     return t
 
 
+def seed_verdict(first, second) -> str:
+    """How method `second` compares with `first` by test error over seeds (lower is better):
+    it beats it when its worst seed beats the other's best, loses when its best seed is worse
+    than the other's worst, and ties within the seed spread otherwise."""
+    first, second = np.asarray(first), np.asarray(second)
+    if second.max() < first.min():
+        return "beats it with every seed"
+    if second.min() > first.max():
+        return "loses to it"
+    return "ties with it within the seed spread"
+
+
 def _weighted_numbers(s: SecondOrder) -> dict:
     """The working method against first-derivative training over the seeds: means, ranges, verdict."""
     if not s.seeds:
         return {}
     first = np.array([s.seeds["first", k].metrics["e_test"] for k in range(s.preset.seeds)])
     second = np.array([s.seeds["weighted", k].metrics["e_test"] for k in range(s.preset.seeds)])
-    if second.max() < first.min():
-        verdict = "beats it with every seed"
-    elif second.mean() <= first.mean() or second.min() <= first.max():
-        verdict = "ties with it within the seed spread"
-    else:
-        verdict = "loses to it"
+    verdict = seed_verdict(first, second)
     # E2 as the paper defines it (unweighted) at the end of the E2 phases, from the training curves
     last_e2 = lambda r, w: next(v for v in reversed(r.curves["E2"]) if v is not None) / w
     w = s.preset.e2_weight
