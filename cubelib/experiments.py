@@ -50,7 +50,7 @@ def _variant(seed: int, precision: str) -> str:
 
 
 def accuracy(preset, method: str, width: int, seed: int = 0, epochs: int | None = None,
-             precision: str = "float32") -> Experiment:
+             precision: str = "float32", e2_weight: float = 1.0) -> Experiment:
     """1681-L-L-L-128-9 on the plain problem (§3.5, §4.3, §5.2):
     conventional    E0, the preset's epochs, the last ones at lr 1e-4 (Table 1)
     first           E0 + E1, the same schedule (Table 2)
@@ -58,21 +58,27 @@ def accuracy(preset, method: str, width: int, seed: int = 0, epochs: int | None 
                     first half at 1e-4 with E2, then E2 dropped ("gradual exclusion") at 1e-5 (Table 6)
     second-printed  the same with n_ij as printed (terms.second_order_norms)
     `epochs` replaces the preset's number of epochs, keeping the share at the lower rates;
-    `precision` "bfloat16" trains with bfloat16 matmuls (recipes.Recipe.precision)."""
+    `precision` "bfloat16" trains with bfloat16 matmuls (recipes.Recipe.precision);
+    `e2_weight` multiplies E2 (second-derivative methods only; 1 is the paper's)."""
     p = _preset(preset)
     if method not in ACCURACY_METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(ACCURACY_METHODS)}")
     _check_width(width)
+    if epochs is None and method != "conventional":
+        epochs = p.derivative_epochs
     high, low = _epochs(p, epochs, 3)
+    if e2_weight != 1.0 and not method.startswith("second"):
+        raise ValueError(f"e2_weight applies to the second-derivative methods only, got method {method!r}")
     if method.startswith("second"):
-        e2 = (T.E0(), T.E1(), T.E2("printed" if method == "second-printed" else "scaled"))
+        e2 = (T.E0(), T.E1(), T.E2("printed" if method == "second-printed" else "scaled", e2_weight))
         phases = (Phase(high, 1e-3, e2), Phase(low - low // 2, 1e-4, e2), Phase(max(1, low // 2), 1e-5, e2[:2]))
     else:
         ts = (T.E0(),) if method == "conventional" else (T.E0(), T.E1())
         phases = (Phase(high, 1e-3, ts), Phase(low, 1e-4, ts))
     recipe = Recipe(hidden=(width, width, width, 128), phases=phases, batches=p.batches, seed=seed,
                     eval_every=p.eval_every, precision=precision)
-    suffix = ("" if epochs is None else f"-e{epochs}") + _variant(seed, precision)
+    suffix = ("" if e2_weight == 1.0 else f"-w{e2_weight:g}") + ("" if epochs is None else f"-e{epochs}") + \
+        _variant(seed, precision)
     chapter = "second_order" if method.startswith("second") else "accuracy"
     # order 1 at least: the vulnerabilities of every network need dI/dnu
     return Experiment(name=f"accuracy-{p.name}-{method}{suffix}-L{width}", preset=p.name, chapter=chapter,
@@ -108,6 +114,7 @@ def robust(preset, method: Robust, width: int, seed: int = 0, epochs: int | None
            precision: str = "float32") -> Experiment:
     p = _preset(preset)
     _check_width(width)
+    epochs = p.derivative_epochs if epochs is None else epochs
     high, low = _epochs(p, epochs, 2)
     fams = ("low", "mid", "high") if method.high or method.deep else ("low", "mid")
     ts = (T.E0(), T.E1(), *(T.Robust(f) for f in fams)) + \
@@ -135,18 +142,20 @@ def gaussian(preset, sigma: float, width: int, seed: int = 0) -> Experiment:
 def jacobian(preset, c2: float, width: int, seed: int = 0) -> Experiment:
     """E0 + c^2 sum ||dN/dD||^2 over D_low and D_mid (§4.6.3)."""
     return _regularised(preset, "jacobian", c2, width, seed,
-                        (T.E0(), T.Jacobian("low", float(c2)), T.Jacobian("mid", float(c2))))
+                        (T.E0(), T.Jacobian("low", float(c2)), T.Jacobian("mid", float(c2))), derivative=True)
 
 
-def _regularised(preset, method, strength, width, seed, ts) -> Experiment:
+def _regularised(preset, method, strength, width, seed, ts, derivative: bool = False) -> Experiment:
     p = _preset(preset)
     _check_width(width)
     if not (isinstance(strength, (int, float)) and strength > 0):
         raise ValueError(f"{method}: strength (sigma or c^2) must be > 0, got {strength!r}")
-    recipe = Recipe(hidden=(width, width, width, 128), phases=(Phase(p.high_lr_epochs, 1e-3, ts),
-                                                               Phase(p.low_lr_epochs, 1e-4, ts)),
+    epochs = p.derivative_epochs if derivative else None
+    high, low = _epochs(p, epochs, 2)
+    recipe = Recipe(hidden=(width, width, width, 128), phases=(Phase(high, 1e-3, ts), Phase(low, 1e-4, ts)),
                     batches=p.batches, seed=seed, eval_every=p.robust_eval_every)
-    return Experiment(name=f"robustness-{p.name}-{method}-{strength:g}-L{width}", preset=p.name,
+    suffix = "" if epochs is None else f"-e{epochs}"
+    return Experiment(name=f"robustness-{p.name}-{method}-{strength:g}{suffix}-L{width}", preset=p.name,
                       chapter="robustness", data=_dataset(p, 1), recipe=recipe)
 
 
@@ -179,6 +188,10 @@ def second_order_experiments(preset) -> list[Experiment]:
         out.append(accuracy(p, "second-printed", p.printed_width))
     if p.second_long_epochs:
         out += [accuracy(p, m, max(p.widths), epochs=p.second_long_epochs) for m in ("first", "second")]
+    if p.e2_weight:
+        out += [accuracy(p, "second", w, e2_weight=p.e2_weight) for w in p.widths]
+        out += [accuracy(p, m, max(p.widths), seed=s, **({"e2_weight": p.e2_weight} if m == "second" else {}))
+                for s in range(1, p.seeds) for m in ("first", "second")]
     out += [robust(p, Robust(second=True, tradeoff=t), w) for w in p.widths for t in (False, True)]
     if p.high_width:
         out += [robust(p, Robust(high=True, second=True, tradeoff=t), p.high_width) for t in (False, True)]

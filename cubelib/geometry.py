@@ -13,8 +13,10 @@ body diagonal pointing at the camera so three faces are equally visible.  Its ve
 (+-1, +-1, +-1) * 1/5 in the cube's own frame, rotated by `CUBE_FRAME` so that the frame's
 (1, 1, 1) diagonal becomes +z (the camera sits at z = +5).  Vertex order: 0 = (-,+,+),
 1 = (+,+,+) (the vertex nearest the camera), 2 = (+,-,+), so the first three vertices are two
-edges of the top face meeting at the near vertex; the paper's C0 column 2 is exactly vertex 1,
-and its column 3 is vertex 2 with the sign of z corrected.
+edges of the top face meeting at the near vertex.  The author's generator (img-gen.m) builds
+the same eight vertices; the paper's printed C0 column 1 is exactly vertex 4, column 2 exactly
+vertex 1, and column 3 is no vertex (one sign from vertex 2 or 6): the paper's targets were
+probably vertices 4, 1 and 2 or 6 (the rendering chapter compares the choices).
 """
 from __future__ import annotations
 

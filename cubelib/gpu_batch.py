@@ -536,12 +536,15 @@ def priority(preset) -> list[store.Experiment]:
     """Every experiment of `preset` in the order a GPU window trains them: Tables 1 and 2
     (conventional and first-derivative training, smallest width first), then robust training,
     its trade-off epoch and Gaussian noise at the smallest width (256 at the paper's presets),
+    then Table 6 at that width (the paper's E2 and, where the preset has it, E2 x e2_weight),
     then everything else in experiments.all_experiments order (parents before children)."""
     p = presets.get(preset)
     w0 = min(p.widths)
     first = [experiments.accuracy(p, m, w) for w in sorted(p.widths) for m in ("conventional", "first")]
     first += [experiments.robust(p, experiments.Robust(), w0), experiments.robust(p, experiments.Robust(tradeoff=True), w0),
-              experiments.gaussian(p, experiments.TABLE5_SIGMA, w0)]
+              experiments.gaussian(p, experiments.TABLE5_SIGMA, w0), experiments.accuracy(p, "second", w0)]
+    if p.e2_weight:
+        first.append(experiments.accuracy(p, "second", w0, e2_weight=p.e2_weight))
     every = experiments.all_experiments(p)
     keys = {e.key() for e in every}
     out = {e.key(): e for e in first if e.key() in keys}

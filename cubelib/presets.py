@@ -31,6 +31,10 @@ class Preset:
     epochs: int
     low_lr_epochs: int
     batches: int
+    # epochs of every network trained on derivatives (E1, E2, robust or Jacobian terms) where
+    # the full schedule does not fit the preset's budget: a deviation, named "-e<epochs>" in
+    # each result's name (None: `epochs`, the paper's schedule)
+    derivative_epochs: int | None
     eval_every: int  # epochs between learning-curve points (accuracy and second order)
     robust_eval_every: int  # the same for the robustness and baselines chapters
     # robustness (§4.6): Gaussian sigma and Jacobian c^2 sweeps at `sweep_width`; robust
@@ -46,6 +50,11 @@ class Preset:
     # training once more with `second_long_epochs` at the largest width (None: not run)
     printed_width: int | None
     second_long_epochs: int | None
+    # second order's working method, a labelled deviation: E2 x `e2_weight` at the widths of
+    # Table 6, and at the largest width against first-derivative training over `seeds` seeds
+    # each (None: not run)
+    e2_weight: float | None
+    seeds: int
     # baselines of papers 002-004 at `baseline_width`; `baseline_sweep` picks indices into
     # each method's strengths (None: all of them)
     baseline_width: int
@@ -71,6 +80,9 @@ class Preset:
         if self.low_lr_epochs >= self.epochs:
             raise ValueError(f"preset {self.name!r}: low_lr_epochs ({self.low_lr_epochs}) must be < epochs "
                              f"({self.epochs})")
+        if self.derivative_epochs is not None and not self.low_lr_epochs < self.derivative_epochs <= self.epochs:
+            raise ValueError(f"preset {self.name!r}: derivative_epochs ({self.derivative_epochs}) must be in "
+                             f"({self.low_lr_epochs}, {self.epochs}] or None")
         if self.batches > self.n_train:
             raise ValueError(f"preset {self.name!r}: batches ({self.batches}) must be <= n_train ({self.n_train})")
 
@@ -82,8 +94,9 @@ class Preset:
 _POSITIVE = ("n_train", "n_test", "epochs", "low_lr_epochs", "batches", "eval_every", "robust_eval_every",
              "sweep_width", "baseline_width", "noise_images", "indicator_images", "oracle_images",
              "taylor_cubes", "attack_checks", "attack_images", "projection_images", "surface_steps",
-             "spectrum_images", "derivative_checks", "reach_stride", "norm_images")
-_OPTIONAL = ("high_width", "deep_width", "robust_long_epochs", "printed_width", "second_long_epochs")
+             "spectrum_images", "derivative_checks", "reach_stride", "norm_images", "seeds")
+_OPTIONAL = ("high_width", "deep_width", "robust_long_epochs", "printed_width", "second_long_epochs",
+             "derivative_epochs")
 
 
 def _check(preset: str, name: str, value):
@@ -106,21 +119,26 @@ def _check(preset: str, name: str, value):
         if not isinstance(value, tuple) or not value or not all(isinstance(v, (int, float)) and 0 <= v <= 1
                                                                 for v in value):
             raise ValueError(f"{where} must be a non-empty tuple of values in [0, 1], got {value!r}")
+    elif name == "e2_weight":
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1):
+            raise ValueError(f"{where} must be a number in (0, 1] or None, got {value!r}")
     elif name == "jacobian_weights":
         if not isinstance(value, tuple) or not value or not all(isinstance(v, (int, float)) and v > 0 for v in value):
             raise ValueError(f"{where} must be a non-empty tuple of values > 0, got {value!r}")
 
 
 _SMOKE = Preset(
-    name="smoke", n_train=240, n_test=60, widths=(16,), epochs=4, low_lr_epochs=1, batches=4, eval_every=1,
+    name="smoke", n_train=240, n_test=60, widths=(16,), epochs=4, low_lr_epochs=1, batches=4, derivative_epochs=None,
+    eval_every=1,
     robust_eval_every=1, sweep_width=16, sigmas=(0.055,), jacobian_weights=(1.0,), high_width=16, deep_width=None,
-    robust_long_epochs=8, printed_width=16, second_long_epochs=6, baseline_width=16, baseline_sweep=(2,),
+    robust_long_epochs=8, printed_width=16, second_long_epochs=6, e2_weight=0.01, seeds=2, baseline_width=16, baseline_sweep=(2,),
     noise_sigmas=(0.0, 0.1, 0.25), noise_images=12, indicator_images=8, oracle_images=4, taylor_cubes=2,
     attack_checks=2, attack_images=16, projection_images=16, surface_steps=9, spectrum_images=32,
     derivative_checks=2, reach_stride=4, norm_images=8)
 
 _QUICK = Preset(
     name="quick", n_train=9702, n_test=2016, widths=(64, 128), epochs=150, low_lr_epochs=15, batches=42,
+    derivative_epochs=None,
     eval_every=5, robust_eval_every=10, sweep_width=128,
     # sigma over the paper's range and beyond, c^2 over six decades: the small network's
     # invariance attacks take over late, if at all
@@ -128,27 +146,31 @@ _QUICK = Preset(
     jacobian_weights=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0),
     # robust + R_high (the paper's 20M recipe) at L = 128; robust training with 3x the epochs
     high_width=128, deep_width=None, robust_long_epochs=450,
-    printed_width=128, second_long_epochs=300, baseline_width=128, baseline_sweep=None,
+    printed_width=128, second_long_epochs=300, e2_weight=0.01, seeds=3, baseline_width=128, baseline_sweep=None,
     noise_sigmas=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25), noise_images=512, indicator_images=128,
     oracle_images=200, taylor_cubes=4, attack_checks=8, attack_images=256, projection_images=256, surface_steps=25,
     spectrum_images=512, derivative_checks=8, reach_stride=1, norm_images=256)
 
 _PAPER = Preset(
     name="paper", n_train=97020, n_test=20160, widths=(256, 512, 1024, 2048), epochs=2000, low_lr_epochs=50,
+    derivative_epochs=None,
     batches=42, eval_every=20, robust_eval_every=20,
     # the sweeps on the 4M network (L = 1024) as in Figs. 6-7; the 20M network of Table 3's
     # last column (five hidden layers of 2048)
     sweep_width=1024, sigmas=(0.005, 0.02, 0.035, 0.055, 0.075, 0.095, 0.12, 0.145, 0.17),
     jacobian_weights=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), high_width=None, deep_width=2048,
-    robust_long_epochs=None, printed_width=None, second_long_epochs=None, baseline_width=1024, baseline_sweep=None,
+    robust_long_epochs=None, printed_width=None, second_long_epochs=None, e2_weight=0.01, seeds=1, baseline_width=1024,
+    baseline_sweep=None,
     noise_sigmas=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25), noise_images=2048,
     indicator_images=256, oracle_images=2000, taylor_cubes=4, attack_checks=8, attack_images=1024,
     projection_images=256, surface_steps=25, spectrum_images=512, derivative_checks=32, reach_stride=1,
     norm_images=2048)
 
-# the paper's smallest network (Tables 1-5 at 0.6M weights) at the paper's data and schedule
+# the paper's smallest network (Tables 1-5 at 0.6M weights) at the paper's data and schedule;
+# networks trained on derivatives get 500 of the 2000 epochs (a first-order epoch costs ~6x a
+# conventional one on the CPU, ~25 s at L = 256: 2000 epochs of each would take ~60 CPU-hours)
 _PAPER_SMALL = dataclasses.replace(
-    _PAPER, name="paper-small", widths=(256,), sweep_width=256, high_width=None, deep_width=None,
+    _PAPER, name="paper-small", widths=(256,), derivative_epochs=500, sweep_width=256, high_width=None, deep_width=None,
     sigmas=(0.02, 0.055, 0.095, 0.17), jacobian_weights=(0.1, 1.0, 10.0), baseline_width=256,
     baseline_sweep=None, noise_images=512, oracle_images=500, attack_images=256)
 

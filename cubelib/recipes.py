@@ -40,6 +40,13 @@ class Phase:
 PRECISIONS = ("float32", "bfloat16")
 
 
+def _describe_term(t) -> dict:
+    d = {"type": type(t).__name__, **dataclasses.asdict(t)}
+    if isinstance(t, T.E2) and d["weight"] == 1.0:
+        del d["weight"]  # the paper's E2 keeps the key it had before the weight existed
+    return d
+
+
 @dataclass(frozen=True)
 class Recipe:
     hidden: tuple[int, ...] = (256, 256, 256, 128)
@@ -112,8 +119,7 @@ class Recipe:
         d = dataclasses.asdict(self)
         if d["precision"] == "float32":
             del d["precision"]  # the default leaves the keys of float32 recipes as they were
-        d["phases"] = [dict(epochs=p.epochs, lr=p.lr, terms=[{"type": type(t).__name__, **dataclasses.asdict(t)}
-                                                            for t in p.terms]) for p in self.phases]
+        d["phases"] = [dict(epochs=p.epochs, lr=p.lr, terms=[_describe_term(t) for t in p.terms]) for p in self.phases]
         return d
 
     def key(self) -> str:

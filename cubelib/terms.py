@@ -56,9 +56,15 @@ class E1:
 @dataclass(frozen=True)
 class E2:
     n_ij_rule: str = "scaled"  # see second_order_norms
+    # a factor on the whole term (1: the paper's E2).  0.01 is the same as n_ij ten times
+    # larger: the second-order chapter's working method, a labelled deviation
+    weight: float = 1.0
     name = "E2"
 
     def __post_init__(self):
+        _nonneg(self, weight=self.weight)
+        if self.weight == 0:
+            raise ValueError("E2.weight must be > 0 (a recipe without E2 leaves the term out), got 0")
         if self.n_ij_rule not in N_IJ_RULES:
             raise ValueError(f"E2.n_ij_rule must be one of {N_IJ_RULES}, got {self.n_ij_rule!r}")
 
@@ -287,7 +293,7 @@ def evaluate(model, rows, idx, terms, norms: Norms, epoch: Epoch) -> dict:
         out["E1"] = (per / norms.n_i**2).sum()
     if e2 is not None:
         per = ((y2[:, :21] - rows.target_d2[idx]) ** 2).sum(-1).mean(0)  # [21]
-        out["E2"] = (per / norms.n_ij**2).sum()
+        out["E2"] = e2.weight * (per / norms.n_ij**2).sum()
     by_name = {t.name: t for t in terms}
     for k, f in enumerate(fams):
         dN = y1[:, K + k]  # [B, 9]

@@ -125,6 +125,29 @@ def test_presets_are_validated_and_overridable():
         presets.get("quick", sigmas=(2.0,))
     with pytest.raises(ValueError, match="widths must be"):
         presets.get("quick", widths=())
+    with pytest.raises(ValueError, match=r"e2_weight must be a number in \(0, 1\] or None"):
+        presets.get("quick", e2_weight=0.0)
+    with pytest.raises(ValueError, match="seeds must be an integer >= 1"):
+        presets.get("quick", seeds=0)
+    with pytest.raises(ValueError, match=r"derivative_epochs \(15\) must be in \(15, 150\] or None"):
+        presets.get("quick", derivative_epochs=15)
+
+
+def test_paper_small_shortens_derivative_training_only_and_names_it():
+    """paper-small: networks trained on derivatives get derivative_epochs, named -e<epochs>;
+    conventional and Gaussian training keep the paper's 2000 epochs."""
+    p = presets.get("paper-small")
+    first = experiments.accuracy(p, "first", 256)
+    assert first.name == "accuracy-paper-small-first-e500-L256"
+    assert [(ph.epochs, ph.lr) for ph in first.recipe.phases] == [(488, 1e-3), (12, 1e-4)]
+    assert experiments.accuracy(p, "conventional", 256).recipe.epochs == 2000
+    assert experiments.gaussian(p, 0.055, 256).recipe.epochs == 2000
+    j = experiments.jacobian(p, 1.0, 256)
+    assert j.name == "robustness-paper-small-jacobian-1-e500-L256" and j.recipe.epochs == 500
+    t = experiments.robust(p, experiments.Robust(tradeoff=True), 256)
+    assert t.recipe.epochs == 501 and t.parent.name == "robustness-paper-small-robust-e500-L256"
+    # the paper preset keeps the paper's schedule everywhere
+    assert experiments.accuracy("paper", "first", 256).recipe.epochs == 2000
 
 
 def test_accuracy_experiments_follow_the_paper():
@@ -142,6 +165,17 @@ def test_accuracy_experiments_follow_the_paper():
         experiments.accuracy("quick", "first", 0)
     with pytest.raises(ValueError, match="epochs must be"):
         experiments.accuracy("quick", "first", 64, epochs=2)
+    # the working second-order method: the paper's schedule with E2 x w, named as a deviation
+    w = experiments.accuracy("quick", "second", 128, seed=2, e2_weight=0.01)
+    assert w.name == "accuracy-quick-second-w0.01-s2-L128" and w.chapter == "second_order"
+    assert [t.weight for p in w.recipe.phases for t in p.terms if isinstance(t, T.E2)] == [0.01, 0.01]
+    assert [(p.epochs, p.lr) for p in w.recipe.phases] == [(p.epochs, p.lr) for p in
+                                                           experiments.accuracy("quick", "second", 128).recipe.phases]
+    with pytest.raises(ValueError, match="e2_weight applies to the second-derivative methods only"):
+        experiments.accuracy("quick", "first", 128, e2_weight=0.01)
+    names = [e.name for e in experiments.second_order_experiments("quick")]
+    for s in (1, 2):
+        assert f"accuracy-quick-first-s{s}-L128" in names and f"accuracy-quick-second-w0.01-s{s}-L128" in names
 
 
 def test_robustness_experiments_follow_the_paper():
@@ -169,8 +203,9 @@ def test_robustness_experiments_follow_the_paper():
 
 def test_every_quick_network_of_the_book_is_distinct():
     exps = experiments.all_experiments("quick")
-    # 88 of the chapters, 15 more of the precision comparison (3 of its 18 are the chapters')
-    assert len(exps) == len({e.key() for e in exps}) == 88 + 15
+    # 94 of the chapters (88 of the paper's recipes, 4 of E2 x 0.01 and 2 more seeds of
+    # first-derivative training), 13 more of the precision comparison (5 of its 18 are the chapters')
+    assert len(exps) == len({e.key() for e in exps}) == 94 + 13
     bf16 = experiments.accuracy("quick", "first", 128, seed=1, precision="bfloat16")
     assert bf16.name == "accuracy-quick-first-s1-bf16-L128" and bf16.recipe.precision == "bfloat16"
     assert experiments.accuracy("quick", "first", 128).name == "accuracy-quick-first-L128"
@@ -298,3 +333,12 @@ def test_parallel_runs_of_a_preset_keep_every_manifest_entry(env):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(k)], env=os.environ.copy()) for k in (0, 1)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     assert set(store.manifest("smoke")) == {e.key() for e in exps}
+
+
+def test_seed_verdict_separates_beats_ties_and_loses():
+    from cubelib.studies.second_order import seed_verdict
+    first = [2.47, 2.40, 2.52]
+    assert seed_verdict(first, [2.10, 2.02, 2.20]) == "beats it with every seed"
+    assert seed_verdict(first, [2.45, 2.30, 2.60]) == "ties with it within the seed spread"
+    assert seed_verdict(first, [2.40, 2.60, 2.70]) == "ties with it within the seed spread"  # overlapping ranges
+    assert seed_verdict(first, [2.53, 2.60, 3.0]) == "loses to it"

@@ -110,3 +110,18 @@ def test_symmetric_index_fills_the_full_matrix():
     assert torch.equal(H, H.T)
     for k, (i, j) in enumerate(PAIRS):
         assert H[i, j] == k and H[j, i] == k
+
+
+def test_the_author_generators_cube_is_ours_and_the_printed_columns_are_vertices_4_and_1():
+    """img-gen.m's construction (face corners turned as row vectors) against our C0, and the
+    paper's printed C0 columns against both."""
+    from cubelib.studies import rendering
+    cube = rendering.author_cube(64)
+    assert cube["corner_gap"] < 1e-8 and cube["vertex_gap"] < 1e-8
+    assert cube["column_vertex"][:2] == [4, 1] and max(cube["column_gap"][:2]) < 1e-12
+    assert cube["column_gap"][2] > 0.2  # the third printed column is no vertex of the cube
+    # a different turn order would give another cube: the check can fail
+    swapped = rendering.AUTHOR_FACES
+    for angle, axis in reversed(rendering.AUTHOR_TURNS):
+        swapped = swapped @ geometry.basis_rotation(axis, torch.tensor(angle, dtype=torch.float64))
+    assert torch.cdist(swapped.reshape(-1, 3), geometry.C0).min(1).values.max() > 1e-2

@@ -198,3 +198,16 @@ def test_cuda_requested_without_cuda_is_a_clear_error(env):
     with pytest.raises(SystemExit, match="--device cuda: CUDA is not available on this machine"):
         main(["gpu-batch", "--budget", "60", "--out", str(env / "out")])  # --device defaults to cuda
     assert not (env / "out").exists()
+
+
+def test_priority_trains_tables_1_to_6_at_the_smallest_width_first():
+    order = [e.name for e in gpu_batch.priority("paper")]
+    assert sorted(order) == sorted(e.name for e in experiments.all_experiments("paper"))
+    head = [f"accuracy-paper-{m}-L{w}" for w in (256, 512, 1024, 2048) for m in ("conventional", "first")]
+    head += ["robustness-paper-robust-L256", "robustness-paper-robust-tradeoff-L256",
+             "robustness-paper-gaussian-0.055-L256", "accuracy-paper-second-L256", "accuracy-paper-second-w0.01-L256"]
+    assert order[:len(head)] == head
+    # a parent always before its child
+    for k, e in enumerate(gpu_batch.priority("paper")):
+        if e.parent is not None:
+            assert order.index(e.parent.name) < k

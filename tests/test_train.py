@@ -148,6 +148,10 @@ def test_bad_recipes(ds):
         T.Robust("top")
     with pytest.raises(ValueError, match="E2.n_ij_rule"):
         T.E2("inverse")
+    with pytest.raises(ValueError, match="E2.weight must be a number >= 0"):
+        T.E2(weight=-0.01)
+    with pytest.raises(ValueError, match="E2.weight must be > 0"):
+        T.E2(weight=0)
     with pytest.raises(ValueError, match="Recipe.precision must be one of float32, bfloat16"):
         Recipe(precision="float16")
     low = data.DatasetConfig(n_train=4, n_test=2, order=0)
@@ -161,7 +165,8 @@ def test_recipe_keys_cover_every_setting_and_round_trip():
                 Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=2),
                 Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=1, seed=1),
                 small(terms=(E0, T.Jacobian("low", 2.0))), small(terms=(E0, T.Jacobian("low", 1.0))),
-                Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=1, precision="bfloat16")]
+                Recipe(hidden=(16, 16, 8), phases=base.phases, batches=4, eval_every=1, precision="bfloat16"),
+                small(terms=(E0, E1, E2)), small(terms=(E0, E1, T.E2(weight=0.01)))]
     keys = {r.key() for r in [base, *variants]}
     assert len(keys) == len(variants) + 1
     for r in [base, *variants]:
@@ -275,6 +280,22 @@ def test_float32_recipes_keep_their_keys():
     d = small().describe()
     assert "precision" not in d and Recipe.from_description(d).precision == "float32"
     assert "precision" in Recipe(precision="bfloat16").describe()
+
+
+def test_e2_keeps_its_key_and_its_weight_scales_the_term_only(ds):
+    """E2's weight joined later: the paper's E2 (weight 1) describes as before, and a weight w
+    multiplies E2 and nothing else (the same as n_ij / sqrt(w))."""
+    assert "weight" not in small(terms=(E0, E1, E2)).describe()["phases"][0]["terms"][2]
+    m = jets.MLP((8, 8), generator=torch.Generator().manual_seed(3))
+    rows = trainset.TrainSet(ds.train, 2, "cpu")
+    norms = norms_of(ds, "scaled")
+    idx = torch.arange(7)
+    one = T.evaluate(m, rows, idx, (E0, E1, E2), norms, NO_DRAWS)
+    w = T.evaluate(m, rows, idx, (E0, E1, T.E2(weight=0.01)), norms, NO_DRAWS)
+    assert torch.equal(w["E0"], one["E0"]) and torch.equal(w["E1"], one["E1"])
+    assert torch.allclose(w["E2"], 0.01 * one["E2"], rtol=1e-6)
+    wider = T.Norms(n=norms.n, n_i=norms.n_i, D=norms.D, n_ij=norms.n_ij * 10)
+    assert torch.allclose(w["E2"], T.evaluate(m, rows, idx, (E0, E1, E2), wider, NO_DRAWS)["E2"], rtol=1e-5)
 
 
 def test_bfloat16_rounds_the_matmul_operands_only(ds):

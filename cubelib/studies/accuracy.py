@@ -3,7 +3,7 @@ preset's widths, Tables 1 and 2 beside the paper's, the learning curves, and the
 input gradient that derivative training leaves as it was."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import experiments, paper, plots, presets, store
 from ..claims import Claim, nearest, smaller
@@ -25,6 +25,9 @@ class Accuracy:
     setup_table: Table  # the preset's sizes beside the paper's
     grad_table: Table  # the mean norm of grad N_1 per width and method
     numbers: dict
+    # (method, width) -> Result of the paper's smallest network at its own setup (preset
+    # paper-small), where stored and the build's preset is smaller
+    larger: dict = field(default_factory=dict)
 
 
 def crossover_epoch(conv: dict, first: dict) -> int:
@@ -49,7 +52,24 @@ def paper_number(v: float) -> str:
     return f"{v:#.3g}" if abs(v) >= 1 else f"{v:#.2g}"
 
 
-def _tables(p: presets.Preset, results: dict, gains: dict) -> tuple[Table, Table]:
+LARGER = "paper-small"  # the preset whose stored networks a smaller build shows beside its own
+
+
+def larger_results(p: presets.Preset) -> dict:
+    """The stored networks of Tables 1-2 at `paper-small` (the paper's smallest network, data
+    and schedule) for a build at a smaller preset: (method, width) -> Result; none are trained."""
+    if p.name in ("paper-small", "paper"):
+        return {}
+    q = presets.get(LARGER)
+    found = {(m, w): store.load(experiments.accuracy(q, m, w)) for m in METHODS for w in q.widths}
+    return {k: r for k, r in found.items() if r is not None}
+
+
+def _larger_label(w: int) -> str:
+    return f"L = {w}, `{LARGER}`"
+
+
+def _tables(p: presets.Preset, results: dict, gains: dict, larger: dict) -> tuple[Table, Table]:
     """Tables 1 and 2: our networks at the preset's widths, then the paper's rows at all its widths."""
     t1 = Table("Table 1", subtitle=", conventional training ($E_0$)",
                columns=["network", "weights", "e train %", "e test %", "minutes"],
@@ -61,7 +81,17 @@ def _tables(p: presets.Preset, results: dict, gains: dict) -> tuple[Table, Table
         c, f = results["conventional", w].metrics, results["first", w].metrics
         t1.add(f"L = {w}", f"{c['n_weights'] / 1e6:.2f}M", c["e_train"], c["e_test"],
                results["conventional", w].minutes)
-        t2.add(f"L = {w}", f["e_train"], f["e_test"], results["first", w].minutes, gains[w])
+        t2.add(f"L = {w}" + _shortened(p, results["first", w]), f["e_train"], f["e_test"], results["first", w].minutes,
+               gains[w])
+    q = presets.get(LARGER)
+    for (m, w), r in sorted(larger.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        c = r.metrics
+        if m == "conventional":
+            t1.add(_larger_label(w), f"{c['n_weights'] / 1e6:.2f}M", c["e_train"], c["e_test"], r.minutes)
+        else:
+            conv = larger.get(("conventional", w))
+            t2.add(_larger_label(w) + _shortened(q, r), c["e_train"], c["e_test"], r.minutes,
+                   conv.e_test / c["e_test"] if conv else None)
     for w, (train, test, minutes) in paper.TABLE1.items():
         t1.add(f"paper, L = {w}", f"{paper.WEIGHTS_MILLIONS[w]}M", paper_number(train), paper_number(test),
                f"{minutes:g}")
@@ -70,10 +100,20 @@ def _tables(p: presets.Preset, results: dict, gains: dict) -> tuple[Table, Table
     prov = results["first", max(p.widths)].provenance
     t1.note = (f"Rows \"L = ...\": this build, preset `{p.name}`, trained on {prov['device']}. Rows \"paper\": "
                "the paper's Table 1, its minutes of training on an NVIDIA A10 with TF32.")
+    if larger:
+        t1.note += (f" Rows \"`{LARGER}`\": the paper's smallest network at the paper's data and schedule, "
+                    f"trained on {next(iter(larger.values())).provenance['device']}.")
     t2.note = (f"Rows \"paper\": the paper's Table 2 (it quotes no training times for it, hence \"-\"); its gain "
                f"is its Table 1 test error over its Table 2 test error. Ours: code {prov['git_commit'][:12]}, "
                f"torch {prov['torch']}, {prov['date'][:10]}.")
     return t1, t2
+
+
+def _shortened(p: presets.Preset, result) -> str:
+    """", N epochs" when the network trained fewer epochs than the preset's schedule (a named
+    deviation of the preset, presets.Preset.derivative_epochs), else ""."""
+    n = sum(ph["epochs"] for ph in result.config["recipe"]["phases"])
+    return "" if n == p.epochs else f", {n} epochs"
 
 
 def _setup_table(p: presets.Preset, exps: dict) -> Table:
@@ -81,8 +121,11 @@ def _setup_table(p: presets.Preset, exps: dict) -> Table:
     t = Table("", columns=["", "widths L", "training / test images", "epochs (of which at lr $10^{-4}$)",
                            "batches per epoch"])
     e0 = exps["conventional", p.widths[0]]
+    e1 = exps["first", p.widths[0]].recipe
+    epochs = f"{e0.recipe.epochs} ({p.low_lr_epochs})" + (
+        "" if e1.epochs == e0.recipe.epochs else f"; with derivatives {e1.epochs} ({e1.phases[-1].epochs})")
     t.add(f"this build (`{p.name}`)", ", ".join(map(str, p.widths)), f"{e0.data.n_train} / {e0.data.n_test}",
-          f"{e0.recipe.epochs} ({p.low_lr_epochs})", e0.recipe.batches)
+          epochs, e0.recipe.batches)
     q = presets.get("paper")
     t.add("paper", ", ".join(map(str, q.widths)), f"{q.n_train} / {q.n_test}", f"{q.epochs} ({q.low_lr_epochs})",
           q.batches)
@@ -104,21 +147,39 @@ def study(preset, device="cpu") -> Accuracy:
     results = {k: store.run(exp, device=device) for k, exp in exps.items()}
     gains = {w: results["conventional", w].e_test / results["first", w].e_test for w in p.widths}
     grads = {w: tuple(results[m, w].metrics["grad_norm_N1"] for m in METHODS) for w in p.widths}
-    table1, table2 = _tables(p, results, gains)
+    larger = larger_results(p)
+    table1, table2 = _tables(p, results, gains, larger)
     best = max(p.widths)
     conv, first = results["conventional", best], results["first", best]
     numbers = {
         "gain_best": float(gains[best]), "gain_min": float(min(gains.values())), "width_best": int(best),
         "e_conv_best": float(conv.e_test), "e_first_best": float(first.e_test),
         "crossover": int(crossover_epoch(conv.curves, first.curves)),
-        "low_lr_gain_first": float(low_lr_gain(first.curves, p.high_lr_epochs)),
-        "low_lr_gain_conv": float(low_lr_gain(conv.curves, p.high_lr_epochs)),
+        "low_lr_gain_first": float(low_lr_gain(first.curves, exps["first", best].recipe.phases[0].epochs)),
+        "low_lr_gain_conv": float(low_lr_gain(conv.curves, exps["conventional", best].recipe.phases[0].epochs)),
         "grad_conv": float(grads[best][0]), "grad_first": float(grads[best][1]),
         "grad_ratio": float(grads[best][1] / grads[best][0]),
+        **_larger_numbers(larger),
     }
     return Accuracy(preset=p, experiments=exps, results=results, best=best, gains=gains, grad_norms=grads,
                     table1=table1, table2=table2, setup_table=_setup_table(p, exps), grad_table=_grad_table(grads),
-                    numbers=numbers)
+                    numbers=numbers, larger=larger)
+
+
+def e_at(curves: dict, epoch: int) -> float:
+    """Test error at the last evaluation at or before `epoch`."""
+    return [e for ep, e in zip(curves["epoch"], curves["e_test"]) if ep <= epoch][-1]
+
+
+def _larger_numbers(larger: dict) -> dict:
+    """The paper-small conventional network: its final test error, and at epoch 500 (after
+    which, the paper notes, conventional training gains little)."""
+    conv = larger.get(("conventional", 256))
+    if conv is None:
+        return {}
+    return {"ps_conv_e": conv.e_test, "ps_conv_e500": e_at(conv.curves, 500),
+            "ps_conv_ratio": e_at(conv.curves, 500) / conv.e_test, "ps_conv_hours": conv.provenance["train_seconds"] / 3600,
+            "ps_conv_paper_ratio": conv.e_test / paper.TABLE1[256][1]}
 
 
 def plot_learning_curves(panels: dict, references: dict | None = None, train: bool = False, ylabel: str = "e (%)"):
@@ -152,13 +213,18 @@ COLORS = {"conventional": "C0", "first": "C1", "second": "C2"}
 
 
 def plot_curves(s: Accuracy):
-    """Test (solid) and training (dotted) error per epoch of both methods, one panel per width,
-    with the paper's test errors (Tables 1 and 2) where it has the width."""
-    panels = {f"$L$ = {w}": [(LABELS[m], s.results[m, w].curves, COLORS[m], "-") for m in METHODS]
-              for w in s.preset.widths}
-    references = {f"$L$ = {w}": [("paper, conventional: test", paper.TABLE1[w][1], COLORS["conventional"]),
-                               ("paper, first-derivative: test", paper.TABLE2[w][1], COLORS["first"])]
-                  for w in s.preset.widths if w in paper.TABLE1}
+    """Test (solid) and training (dotted) error per epoch of both methods, one panel per width
+    (and per stored paper-small network), with the paper's test errors (Tables 1 and 2) where
+    it has the width."""
+    panels, references = {}, {}
+    widths = [(w, s.results, "") for w in s.preset.widths] + \
+        [(w, s.larger, f", {LARGER}") for w in sorted({w for _, w in s.larger})]
+    for w, results, tag in widths:
+        title = f"$L$ = {w}{tag}"
+        panels[title] = [(LABELS[m], results[m, w].curves, COLORS[m], "-") for m in METHODS if (m, w) in results]
+        if w in paper.TABLE1:
+            references[title] = [("paper, conventional: test", paper.TABLE1[w][1], COLORS["conventional"]),
+                                 ("paper, first-derivative: test", paper.TABLE2[w][1], COLORS["first"])]
     return plot_learning_curves(panels, references, train=True)
 
 
@@ -170,9 +236,15 @@ def rows(s: Accuracy) -> list[Claim]:
     net, theirs, small = f"L = {W}", f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(name, W)
     conv, first = s.results["conventional", W].e_test, s.results["first", W].e_test
     t1, t2 = paper.TABLE1[pw][1], paper.TABLE2[pw][1]
+    if ("conventional", 256) in s.larger:  # the paper's own network and setup answer Table 1
+        table1 = Claim("table1-e", "Table 1: test $e$ (%), conventional training", paper.TABLE1[256][1], "0.6M",
+                       s.larger["conventional", 256].e_test, "L = 256", LARGER, "sec-accuracy-tables",
+                       better="lower", smaller=smaller(LARGER, 256))
+    else:
+        table1 = Claim("table1-e", "Table 1: test $e$ (%), conventional training", t1, theirs, conv, net, name,
+                       "sec-accuracy-tables", better="lower", smaller=small)
     return [
-        Claim("table1-e", "Table 1: test $e$ (%), conventional training", t1, theirs, conv, net, name,
-              "sec-accuracy-tables", better="lower", smaller=small),
+        table1,
         Claim("table2-e", "Table 2: test $e$ (%), first-derivative training", t2, theirs, first, net, name,
               "sec-accuracy-tables", better="lower", smaller=small),
         Claim("first-gain", "first derivatives make the network 5-6x more accurate ($e$ conventional / $e$ first)",

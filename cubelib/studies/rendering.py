@@ -51,6 +51,71 @@ def pose_coverage() -> dict:
             "frame_reach": float(geometry.DEFAULT_CAMERA.project(poses).abs().max().item())}
 
 
+# The author's generator (img-gen.m, github Avrutskiy/cube) lists the cube as six faces of
+# four corners (its pek1 ... pek6), turned as row vectors by pi/2 about z, pi/4 about x and
+# 0.6154797 about y; transcribed here as an independent construction of the same cube.
+AUTHOR_FACES = 0.2 * torch.tensor([
+    [[1, -1, -1], [1, 1, -1], [1, 1, 1], [1, -1, 1]],
+    [[-1, -1, 1], [-1, 1, 1], [-1, 1, -1], [-1, -1, -1]],
+    [[-1, -1, -1], [-1, 1, -1], [1, 1, -1], [1, -1, -1]],
+    [[1, -1, 1], [1, 1, 1], [-1, 1, 1], [-1, -1, 1]],
+    [[1, -1, 1], [-1, -1, 1], [-1, -1, -1], [1, -1, -1]],
+    [[-1, 1, 1], [1, 1, 1], [1, 1, -1], [-1, 1, -1]]], dtype=torch.float64)
+AUTHOR_TURNS = ((math.pi / 2, 2), (math.pi / 4, 0), (0.6154797, 1))  # (angle, axis), applied in order
+
+
+def author_corners() -> torch.Tensor:
+    """The generator's 24 face corners at rest, [6, 4, 3]: rows times each turn's matrix, as
+    Mathematica's `PEK . RotationMatrix[a, axis]` does."""
+    out = AUTHOR_FACES
+    for angle, axis in AUTHOR_TURNS:
+        out = out @ geometry.basis_rotation(axis, torch.tensor(angle, dtype=torch.float64))
+    return out
+
+
+# The paper's printed C0 (section 3.4), its columns as vertices
+PRINTED_C0 = 0.4 * torch.tensor([[-1 / 6**0.5, 0, 1 / 6**0.5], [-1 / 2**0.5, 0, 1 / 2**0.5],
+                                 [-1 / (2 * 3**0.5), 3**0.5 / 2, -1 / (2 * 3**0.5)]], dtype=torch.float64).T
+
+# Target vertices: ours, and the two readings of the printed C0 (its third column is no vertex;
+# it is one sign away from vertex 2 (z) and from vertex 6 (x))
+TARGET_CHOICES = {"ours (0, 1, 2)": (0, 1, 2), "printed, column 3 = v2 (4, 1, 2)": (4, 1, 2),
+                  "printed, column 3 = v6 (4, 1, 6)": (4, 1, 6)}
+
+
+def author_cube(n: int) -> dict:
+    """Our C0 against the generator's cube and the printed columns, and the output spreads D_i
+    (eq. 8) of each choice of target vertices over the first `n` poses of the sequence."""
+    corners = author_corners().reshape(-1, 3)
+    gap = torch.cdist(corners, C0).min(1).values.max().item()  # every corner is one of our vertices
+    cover = torch.cdist(C0, corners).min(1).values.max().item()  # and every vertex is a corner
+    col = torch.cdist(PRINTED_C0, C0)  # [3 columns, 8 vertices]
+    poses = sampling.sample_vertices(n)
+    spreads = {name: poses[:, list(idx)].reshape(n, 9).std(0) for name, idx in TARGET_CHOICES.items()}
+    return {"corner_gap": gap, "vertex_gap": cover, "first_face": corners[0].tolist(),
+            "column_vertex": [int(k) for k in col.argmin(1)], "column_gap": [float(g) for g in col.min(1).values],
+            "spreads": spreads, "poses": n}
+
+
+def author_cube_numbers(cube: dict) -> dict:
+    spreads = torch.stack(list(cube["spreads"].values()))  # [choices, 9]
+    return {"corner_gap": max(cube["corner_gap"], cube["vertex_gap"]), "col1_vertex": cube["column_vertex"][0],
+            "col2_vertex": cube["column_vertex"][1], "cube_poses": cube["poses"],
+            "D_choice_gap": (spreads.max(0).values - spreads.min(0).values).max().item()}
+
+
+def target_table(cube: dict) -> report.Table:
+    """D_i of each output under each choice of the three target vertices."""
+    t = report.Table("", columns=["target vertices", *[f"$D_{{{i + 1}}}$" for i in range(9)]],
+                     formats={i: ".4f" for i in range(1, 10)},
+                     note=f"Standard deviation of each output over the first {cube['poses']} poses of the "
+                          "sequence (eq. 8's $D_i$), for our target vertices and for the two readings of the "
+                          "paper's printed $C_0$.")
+    for name, d in cube["spreads"].items():
+        t.add(name, *d.tolist())
+    return t
+
+
 def silhouette_width(z: float) -> tuple[float, float]:
     """Width of the rest cube's silhouette at depth shift z, across flats and across corners, in pixels."""
     uv = geometry.DEFAULT_CAMERA.project(C0 + torch.tensor([0.0, 0.0, z], dtype=torch.float64))

@@ -22,6 +22,7 @@ from .second_order import (
 )
 
 DECOMPOSITION_IMAGES = 512  # test images of the decomposition
+WEIGHTED_COLOR = "C4"  # second-derivative training with E2 x w
 ROTATION_PAIRS = [k for k, (i, j) in enumerate(PAIRS) if j < 3]
 
 
@@ -103,13 +104,18 @@ def plot_curves(s: SecondOrder):
     return plot_learning_curves(panels, references, ylabel="test e (%)")
 
 
-def plot_terms(t: TermValues):
-    """E0 and E1 per motion (left), E2 per pair (right) of both networks."""
+def plot_terms(t: TermValues, weight: float | None = None):
+    """E0 and E1 per motion (left), E2 per pair (right) of each network (E2 x `weight` too, if
+    measured)."""
     fig, axes = plots.figure(1, 2, height=3.0, gridspec_kw={"width_ratios": [1, 3]})
-    for k, m in enumerate(("first", "second")):
-        tv = t.terms[m]
-        axes[0].bar(np.arange(7) + 0.4 * k - 0.2, [tv["E0"], *tv["E1"]], 0.4, color=COLORS[m])
-        axes[1].bar(np.arange(21) + 0.4 * k - 0.2, tv["E2"], 0.4, color=COLORS[m], label=f"{LABELS[m]} network")
+    nets = list(t.terms)
+    bar = 0.8 / len(nets)
+    colors = {**COLORS, "weighted": WEIGHTED_COLOR}
+    labels = {**{m: f"{LABELS[m]} network" for m in METHODS}, "weighted": f"$E_2 \\times$ {weight:g} network"}
+    for k, m in enumerate(nets):
+        tv, dx = t.terms[m], bar * (k - (len(nets) - 1) / 2)
+        axes[0].bar(np.arange(7) + dx, [tv["E0"], *tv["E1"]], bar, color=colors[m])
+        axes[1].bar(np.arange(21) + dx, tv["E2"], bar, color=colors[m], label=labels[m])
     _pair_ticks(axes[0], ["$E_0$", *[f"$E_1$ {n}" for n in MOTIONS]])
     _pair_ticks(axes[1], PAIR_LABELS)
     for ax, title in zip(axes, ("$E_0$, and $E_1$ per motion", "$E_2$ per pair (scaled $n_{ij}$)")):
@@ -163,5 +169,41 @@ def plot_noise(s: SecondOrder):
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(Line2D([], [], color="0.5", lw=0.8, ls=":"))
     labels.append("e against the clean cube\n(no correction)")
+    plots.legend_outside(axes[1], "right", handles=handles, labels=labels)
+    return fig
+
+
+def plot_weighted(s: SecondOrder):
+    """Left: test error per epoch of first-derivative training and of E2 x w at the largest
+    width, every seed. Right: E2 as the paper defines it (the training curve over w) of those
+    runs and of the paper's method, against the first-derivative network's."""
+    w = s.preset.e2_weight
+    fig, axes = plots.figure(1, 2, height=3.0)
+    for k in range(s.preset.seeds):
+        for m, color, label in (("first", COLORS["first"], "first-derivative"),
+                                ("weighted", WEIGHTED_COLOR, f"$E_2 \\times$ {w:g}")):
+            cur = s.seeds[m, k].curves
+            axes[0].semilogy(cur["epoch"], cur["e_test"], color=color, lw=1, alpha=0.9,
+                             label=f"{label}" if k == 0 else None)
+        cur = s.seeds["weighted", k].curves
+        ep = [e for e, v in zip(cur["epoch"], cur["E2"]) if v is not None]
+        axes[1].semilogy(ep, [v / w for v in cur["E2"] if v is not None], color=WEIGHTED_COLOR, lw=1,
+                         label=f"$E_2 \\times$ {w:g} (seeds 0-{s.preset.seeds - 1})" if k == 0 else None)
+    cur = s.accuracy["second", s.best].curves
+    ep = [e for e, v in zip(cur["epoch"], cur["E2"]) if v is not None]
+    axes[1].semilogy(ep, [v for v in cur["E2"] if v is not None], color=COLORS["second"], lw=1,
+                     label="the paper's $E_2$ (weight 1)")
+    axes[0].set_ylabel("test e (%)")
+    axes[1].set_ylabel("$E_2$ (weight 1), training")
+    axes[0].set_title(f"$L$ = {s.best}: test error")
+    axes[1].set_title("$E_2$ during training")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    plots.log_ticks(*axes)
+    handles, labels = [], []
+    for ax in axes:
+        h, l = ax.get_legend_handles_labels()
+        handles += h
+        labels += l
     plots.legend_outside(axes[1], "right", handles=handles, labels=labels)
     return fig
