@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ MOTIONS = ["rx", "ry", "rz", "tx", "ty", "tz"]
 PAIR_LABELS = [f"{MOTIONS[i]}-{MOTIONS[j]}" for i, j in geometry.PAIRS]
 ROTATION = np.array([j < 3 for _, j in geometry.PAIRS])  # the six rotation-rotation pairs
 DIAGNOSIS_IMAGES = 4096  # training images (every 4th) on which each cost term is measured
+GRADIENT_IMAGES = 231  # the first of those on which each term's gradient is measured: a training batch
 
 
 @dataclass(frozen=True)
@@ -513,6 +515,7 @@ def pair_norms(s: SecondOrder) -> PairNorms:
 class TermValues:
     terms: dict  # "first" / "second" (/ "weighted") -> {"E0": float, "E1": [6] per motion, "E2": [21] per pair}
     numbers: dict  # E0_first, E0_second, E2_first, E2_second, E1_worst_name, E1_worst_ratio, E2_rot_share, E2_ratio
+    grads: dict = field(default_factory=dict)  # network -> {"E0", "E1", "E2"}: norm of each term's weight gradient
 
 
 def term_diagnosis(s: SecondOrder, norms: PairNorms) -> TermValues:
@@ -525,12 +528,16 @@ def term_diagnosis(s: SecondOrder, norms: PairNorms) -> TermValues:
     sub = torch.arange(0, len(tr), 4)[:DIAGNOSIS_IMAGES]
     rows_ = torch.cat([tr.image[sub].reshape(len(sub), 1, -1), tr.d1[sub].reshape(len(sub), 6, -1),
                        tr.d2[sub].reshape(len(sub), 21, -1)], 1).float()
-    terms = {}
+    terms, grads = {}, {}
     nets = {m: experiments.accuracy(s.preset, m, s.best) for m in ("first", "second")}
     if s.weighted:
         nets["weighted"] = weighted_experiment(s.preset, s.best)
+    batch = SimpleNamespace(rows=rows_[:GRADIENT_IMAGES], target=tr.target[sub][:GRADIENT_IMAGES].float(),
+                            target_d1=tr.target_d1[sub][:GRADIENT_IMAGES].float(),
+                            target_d2=tr.target_d2[sub][:GRADIENT_IMAGES].float())
     for m, exp in nets.items():
         net = store.network(exp)
+        grads[m] = gradient_norms(net, batch, norms2)
         with torch.no_grad():
             y, y1, y2 = (t.double() for t in net.jet_rows(rows_, 6, geometry.PAIRS))
         terms[m] = {
@@ -540,15 +547,34 @@ def term_diagnosis(s: SecondOrder, norms: PairNorms) -> TermValues:
         }
     tv1, tv2 = terms["first"], terms["second"]
     worst = int(np.argmax(tv2["E1"] / tv1["E1"]))
-    numbers = {"E0_first": tv1["E0"], "E0_second": tv2["E0"], "E2_first": float(tv1["E2"].sum()),
+    g1 = grads["first"]
+    numbers = {"grad_images": GRADIENT_IMAGES, "grad_E0_first": g1["E0"], "grad_E1_first": g1["E1"],
+               "grad_E2_first": g1["E2"], "grad_ratio_first": g1["E2"] / g1["E1"],
+               "E0_first": tv1["E0"], "E0_second": tv2["E0"], "E2_first": float(tv1["E2"].sum()),
                "E2_second": float(tv2["E2"].sum()), "E1_worst_name": MOTIONS[worst],
                "E1_worst_ratio": float(tv2["E1"][worst] / tv1["E1"][worst]),
                "E2_rot_share": 100 * float(tv2["E2"][ROTATION].sum() / tv2["E2"].sum()),
                "E2_ratio": float(tv1["E2"].sum() / tv2["E2"].sum())}
     if "weighted" in terms:
         tw = terms["weighted"]
-        numbers |= {"E0_weighted": tw["E0"], "E2_weighted": float(tw["E2"].sum()),
+        w = s.preset.e2_weight
+        numbers |= {"grad_E2_weighted": w * grads["weighted"]["E2"], "grad_E1_weighted": grads["weighted"]["E1"],
+                    "grad_E2_first_weighted": w * grads["first"]["E2"],
+                    "E0_weighted": tw["E0"], "E2_weighted": float(tw["E2"].sum()),
                     "E1_weighted_ratio": float((tw["E1"] / tv1["E1"]).max()),
                     "E2_weighted_rot_max": float(tw["E2"][ROTATION].max()),
                     "E2_first_rot_max": float(tv1["E2"][ROTATION].max())}
-    return TermValues(terms, numbers)
+    return TermValues(terms, numbers, grads)
+
+
+def gradient_norms(net, batch, norms: T.Norms) -> dict:
+    """||d E_k / d weights|| of E0, E1 and E2 (weight 1) on one batch (`rows`, `target`,
+    `target_d1`, `target_d2` as in trainset.TrainSet): how hard each term pulls."""
+    idx = torch.arange(len(batch.rows))
+    params = list(net.parameters())
+    values = T.evaluate(net, batch, idx, (T.E0(), T.E1(), T.E2()), norms, T.Epoch(dirs={}, d2O={}))
+    out = {}
+    for k, v in values.items():
+        gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
+        out[k] = torch.cat([g.flatten() for g in gs if g is not None]).norm().item()
+    return out

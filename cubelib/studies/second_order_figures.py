@@ -111,7 +111,9 @@ def plot_terms(t: TermValues, weight: float | None = None):
     nets = list(t.terms)
     bar = 0.8 / len(nets)
     colors = {**COLORS, "weighted": WEIGHTED_COLOR}
-    labels = {**{m: f"{LABELS[m]} network" for m in METHODS}, "weighted": f"$E_2 \\times$ {weight:g} network"}
+    labels = {m: f"{LABELS[m]} network" for m in METHODS}
+    if weight is not None:
+        labels["weighted"] = f"$E_2 \\times$ {weight:g} network"
     for k, m in enumerate(nets):
         tv, dx = t.terms[m], bar * (k - (len(nets) - 1) / 2)
         axes[0].bar(np.arange(7) + dx, [tv["E0"], *tv["E1"]], bar, color=colors[m])
