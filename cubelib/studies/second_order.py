@@ -232,7 +232,9 @@ def _weighted_numbers(s: SecondOrder) -> dict:
             "w_lo": float(second.min()), "w_hi": float(second.max()), "w_gain_first": float(first.mean() / second.mean()),
             "w_gain_conv": s.e("conventional", s.best) / float(second.mean()), "w_verdict": verdict,
             "w_e2_end": float(np.mean([last_e2(s.seeds["weighted", k], w) for k in range(s.preset.seeds)])),
-            "w_e2_paper_end": last_e2(s.accuracy["second", s.best], 1.0)}
+            "w_e2_paper_end": last_e2(s.accuracy["second", s.best], 1.0),
+            "w_small_width": int(min(s.weighted)), "w_small_e": s.weighted[min(s.weighted)].e_test,
+            "w_small_first": s.e("first", min(s.weighted))}
 
 
 def _pair(a: float, b: float, fmt: str) -> str:

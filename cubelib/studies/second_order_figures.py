@@ -179,22 +179,21 @@ def plot_weighted(s: SecondOrder):
     """Left: test error per epoch of first-derivative training and of E2 x w at the largest
     width, every seed. Right: E2 as the paper defines it (the training curve over w) of those
     runs and of the paper's method, against the first-derivative network's."""
-    w = s.preset.e2_weight
+    w, seeds = s.preset.e2_weight, f"seeds 0-{s.preset.seeds - 1}"
     fig, axes = plots.figure(1, 2, height=3.0)
     for k in range(s.preset.seeds):
-        for m, color, label in (("first", COLORS["first"], "first-derivative"),
-                                ("weighted", WEIGHTED_COLOR, f"$E_2 \\times$ {w:g}")):
+        for m, color, label in (("first", COLORS["first"], f"first-derivative, {seeds}: test e"),
+                                ("weighted", WEIGHTED_COLOR, f"$E_2 \\times$ {w:g}, {seeds}: test e")):
             cur = s.seeds[m, k].curves
-            axes[0].semilogy(cur["epoch"], cur["e_test"], color=color, lw=1, alpha=0.9,
-                             label=f"{label}" if k == 0 else None)
+            axes[0].semilogy(cur["epoch"], cur["e_test"], color=color, lw=1, alpha=0.9, label=label if k == 0 else None)
         cur = s.seeds["weighted", k].curves
         ep = [e for e, v in zip(cur["epoch"], cur["E2"]) if v is not None]
-        axes[1].semilogy(ep, [v / w for v in cur["E2"] if v is not None], color=WEIGHTED_COLOR, lw=1,
-                         label=f"$E_2 \\times$ {w:g} (seeds 0-{s.preset.seeds - 1})" if k == 0 else None)
+        axes[1].semilogy(ep, [v / w for v in cur["E2"] if v is not None], color=WEIGHTED_COLOR, lw=1, ls="--",
+                         label=f"$E_2 \\times$ {w:g}, {seeds}: $E_2$" if k == 0 else None)
     cur = s.accuracy["second", s.best].curves
     ep = [e for e, v in zip(cur["epoch"], cur["E2"]) if v is not None]
-    axes[1].semilogy(ep, [v for v in cur["E2"] if v is not None], color=COLORS["second"], lw=1,
-                     label="the paper's $E_2$ (weight 1)")
+    axes[1].semilogy(ep, [v for v in cur["E2"] if v is not None], color=COLORS["second"], lw=1, ls="--",
+                     label="$E_2 \\times$ 1 (the paper's): $E_2$")
     axes[0].set_ylabel("test e (%)")
     axes[1].set_ylabel("$E_2$ (weight 1), training")
     axes[0].set_title(f"$L$ = {s.best}: test error")
