@@ -15,7 +15,23 @@ ROOT = Path(__file__).parent
 os.environ.setdefault("CUBELIB_PRESET", "smoke")
 os.environ.setdefault("CUBELIB_CACHE", str(ROOT / ".cache" / "cubelib"))
 # results of test runs (smoke preset) stay out of the committed results/
-os.environ.setdefault("CUBELIB_RESULTS", str(ROOT / ".cache" / "results-test"))
+SCRATCH = ROOT / ".cache" / "results-test"
+os.environ.setdefault("CUBELIB_RESULTS", str(SCRATCH))
+
+
+def pytest_sessionstart(session):
+    """The scratch results are seconds of smoke training: when the training code has changed
+    since they were made, start afresh instead of failing on them as stale."""
+    if Path(os.environ["CUBELIB_RESULTS"]) != SCRATCH:
+        return
+    import shutil
+
+    from cubelib import versions
+    stamp = SCRATCH / "code_version"
+    if SCRATCH.exists() and (not stamp.exists() or stamp.read_text() != versions.code_version()):
+        shutil.rmtree(SCRATCH)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(versions.code_version())
 
 
 def _is_chapter(path: Path) -> bool:
