@@ -129,6 +129,11 @@ class Result:
         return self.metrics["e_test"]
 
     @property
+    def epochs(self) -> int:
+        """Epochs the network was trained for (all phases of its recipe)."""
+        return sum(ph["epochs"] for ph in self.config["recipe"]["phases"])
+
+    @property
     def v_max_test(self) -> float:
         return self.metrics["v_max_test"]
 

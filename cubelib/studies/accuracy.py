@@ -114,8 +114,7 @@ def _tables(p: presets.Preset, results: dict, gains: dict, larger: dict) -> tupl
 def _shortened(p: presets.Preset, result) -> str:
     """", N epochs" when the network trained fewer epochs than the preset's schedule (a named
     deviation of the preset, presets.Preset.derivative_epochs), else ""."""
-    n = sum(ph["epochs"] for ph in result.config["recipe"]["phases"])
-    return "" if n == p.epochs else f", {n} epochs"
+    return "" if result.epochs == p.epochs else f", {result.epochs} epochs"
 
 
 def _setup_table(p: presets.Preset, exps: dict) -> Table:
