@@ -162,7 +162,7 @@ class OracleResult:
     iterations: torch.Tensor  # [B]
     residual: torch.Tensor  # [B] ||I(C) - F||
     grad_norm: torch.Tensor  # [B] ||J^T (I(C) - F)|| at the end
-    status: list  # per image: "converged", "max_iterations" or "failed: <why>"
+    status: list  # per image: "converged", "max_iterations" or "failed: <why>" (e.g. the cube left the frame)
 
     @property
     def converged(self) -> torch.Tensor:
@@ -235,5 +235,10 @@ def nonlinear(images: torch.Tensor, start: torch.Tensor, max_iterations: int = 5
         for k in idx[lam[idx] > 1e12].tolist():
             status[k] = "failed: no descent step (damping above 1e12)"
             active[k] = False
+    # a cube outside the frame renders (almost) nothing and has J = 0, so J^T r = 0 would read
+    # as optimal: outside the renderer's domain it is a failure, whatever the stopping rule said
+    outside = geometry.DEFAULT_CAMERA.project(C).abs().amax(dim=(-1, -2)) > render.EXTENT
+    for k in outside.nonzero().flatten().tolist():
+        status[k] = "failed: the cube left the image frame"
     g_end = (r.d1.flatten(2) @ res[:, :, None]).squeeze(-1).norm(dim=1)
     return OracleResult(vertices=C, iterations=iters, residual=cost.sqrt(), grad_norm=g_end, status=status)

@@ -32,7 +32,7 @@ class TrainSet:
         n = len(split)
         self.grad_O = self.tangent = None
         if oracle_gradients:
-            self.grad_O = data.oracle_gradients(split).to(device, dtype)
+            self.grad_O = data.oracle_gradients(split, dtype=dtype).to(device)
         parts = [split.image.reshape(n, 1, -1)]
         if order >= 1:
             parts.append(split.d1.reshape(n, 6, -1))

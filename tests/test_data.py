@@ -1,5 +1,6 @@
 """Data sets: determinism, cache reuse, and refusal of stale or corrupt files."""
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,3 +106,15 @@ def test_stored_second_derivatives_are_those_of_one_curve(built):
         err_tgt = (ds.train.target_d2[:3, k] - ref_tgt).abs().max().item()
         assert rel_img < 1e-5, (i, j, rel_img)
         assert err_tgt < 1e-7 * max(1.0, ref_tgt.abs().max().item()), (i, j, err_tgt)
+
+
+def test_cache_is_mapped_and_private_on_write(built):
+    """A cached data set is the file's pages (shared by the processes that train on it), and
+    writing into a loaded tensor changes neither the file nor the next load."""
+    cache, ds = built
+    again = data.load(CFG, cache_dir=cache, progress=False)
+    assert str(ds.path) in Path("/proc/self/maps").read_text()  # mapped, not read into private memory
+    before = again.train.image[0].clone()
+    again.train.image[0] += 1.0
+    third = data.load(CFG, cache_dir=cache, progress=False)  # the checksum would refuse a changed file
+    assert torch.equal(third.train.image[0], before)

@@ -104,3 +104,15 @@ def test_failed_solves_are_reported():
     assert found.residual[0] > 100 and found.grad_norm[0] > 1
     with pytest.raises(ValueError, match="max_iterations"):
         oracle.nonlinear(target, V, max_iterations=0)
+
+
+def test_a_cube_outside_the_frame_is_a_failure_not_a_solution():
+    """Outside the frame the cube renders nothing, J = 0 and J^T r = 0: optimal by the
+    stopping rule, but not a solve of eq. (9)."""
+    V = sampling.sample_vertices(2)
+    image = render.render(V, order=0).image
+    start = V.clone()
+    start[1, :, 0] += 20.0  # cube 1 starts far to the side: nothing of it is in the frame
+    found = oracle.nonlinear(image, start, max_iterations=5)
+    assert found.status[1] == "failed: the cube left the image frame"
+    assert found.status[0] == "converged" and not found.converged[1]

@@ -117,6 +117,9 @@ def test_measure_is_the_mean_of_the_per_image_vulnerabilities():
     assert grad_O.shape == (6, 9, 1681)
     assert torch.equal(data.oracle_gradients(ds.test, 4, batch=3), grad_O[:4])
     assert data.oracle_gradients(ds.test) is grad_O  # computed once per split
+    # training's float32 copy is rounded batch by batch: bit for bit the float64 ones rounded
+    g32 = data.oracle_gradients(ds.test, batch=4, dtype=torch.float32)
+    assert g32.dtype == torch.float32 and torch.equal(g32, grad_O.float())
     got = robustness.measure(net, ds.test.image.double(), grad_O, batch=4)
     ref = robustness.vulnerabilities(robustness.network_gradients(net, ds.test.image.double()), grad_O).means()
     for k in ("v_max", "v_sen", "v_inv"):
