@@ -97,6 +97,8 @@ def main(argv=None) -> int:
     s.add_argument("--preset", required=True, choices=presets.NAMES)
     s.add_argument("--no-compute", action="store_true", help="report missing results instead of computing them")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--tables", action="store_true",
+                   help="print Tables 1-8 at the preset beside the paper's, from stored results only (Markdown)")
     g = sub.add_parser("gpu-batch", help="a GPU window in one command: self-check, benchmark, train what is "
                        "pending, one archive (cubelib/gpu_batch.py)")
     gpu_batch.add_arguments(g)
@@ -128,6 +130,9 @@ def main(argv=None) -> int:
         return sweep.main(a, _preset(a))
     elif a.command == "summary":
         from . import claims, summary  # the studies need matplotlib and scipy
+        if a.tables:
+            print(summary.paper_tables(a.preset).markdown())
+            return 0
         rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
         json.dump([claims.as_dict(c) for c in rows], sys.stdout, indent=1)
         print()

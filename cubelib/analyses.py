@@ -35,7 +35,7 @@ def best_gaussian(preset, compute: bool = True, device="cpu"):
     """The Gaussian augmentation of the sigma sweep with the lowest test v_max: the paper's
     "best result of Gaussian augmentation" (N_.095 in Figs. 9-10); None if one is missing."""
     p = presets.get(preset)
-    exps = {s: experiments.gaussian(p, s, p.sweep_width) for s in p.sigmas}
+    exps = {s: experiments.gaussian_sweep(p, s) for s in p.sigmas}
     found = {s: _get(e, compute, device) for s, e in exps.items()}
     if any(r is None for r in found.values()):
         return None

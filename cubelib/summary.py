@@ -5,8 +5,11 @@ what the chapters computed, at the largest preset whose results are all stored. 
 JSON by `python -m cubelib summary`."""
 from __future__ import annotations
 
-from . import claims, experiments, presets, store
+import torch
+
+from . import claims, experiments, paper, presets, store
 from .claims import Claim
+from .experiments import Robust
 from .studies import accuracy, baselines, rendering, robustness, second_order, tangents
 
 # chapter -> (its claims at a preset, the networks they need: None for chapters without networks)
@@ -81,4 +84,70 @@ def provenance_table(preset):
               f"{dates[0]} to {dates[-1]}" if dates else "-")
     t.note = (f"Networks the chapters load from `results/{p.name}/` (each with its full provenance in its JSON "
               f"file); a network is shared by chapters that show it, so the counts overlap.")
+    return t
+
+
+# Tables 1-8: the network of each at a width, the paper's table, and the quantities it shows
+# (Tables 3 and 7 give test values only; Tables 4, 5 and 8 training and test values)
+_VUL = ("e", "v_max", "v_sen", "v_inv")
+PAPER_TABLES = (
+    ("Table 1", lambda p, w: [experiments.accuracy(p, "conventional", w)], paper.TABLE1, ("e",)),
+    ("Table 2", lambda p, w: [experiments.accuracy(p, "first", w)], paper.TABLE2, ("e",)),
+    ("Table 3", lambda p, w: [experiments.robust(p, Robust(), w)], paper.TABLE3, ("e", "v_max")),
+    ("Table 4", lambda p, w: [experiments.robust(p, Robust(tradeoff=True), w)], paper.TABLE4, _VUL),
+    ("Table 5", lambda p, w: [experiments.gaussian(p, experiments.TABLE5_SIGMA, w)], paper.TABLE5, _VUL),
+    ("Table 6", lambda p, w: [experiments.accuracy(p, "second", w)] + (
+        [experiments.accuracy(p, "second", w, e2_weight=p.e2_weight)] if p.e2_weight else []), paper.TABLE6, ("e",)),
+    ("Table 7", lambda p, w: [experiments.robust(p, Robust(second=True), w)], paper.TABLE7, ("e", "v_max")),
+    ("Table 8", lambda p, w: [experiments.robust(p, Robust(second=True, tradeoff=True), w)], paper.TABLE8, _VUL),
+)
+
+
+def _paper_pair(table: dict, width: int, quantity: str) -> tuple[float | None, float | None]:
+    """(training, test) of `quantity` in one of the paper's tables at `width`."""
+    row = table[width]
+    if isinstance(row, dict):
+        return row[quantity]
+    if len(row) == 2 and table in (paper.TABLE3, paper.TABLE7):  # (test e, test v_max)
+        return None, row[("e", "v_max").index(quantity)]
+    return row[0], row[1]
+
+
+def _progress(exp) -> str:
+    """How far a network without a result is: its checkpoint's epoch, or not started."""
+    path = exp.checkpoint_path()
+    if not path.exists():
+        return "not trained"
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+        return f"checkpoint: epoch {state['epoch']} of {exp.recipe.epochs}"
+    except Exception as exc:  # a checkpoint being written, or corrupt: say so, never fail the table
+        return f"checkpoint unreadable ({type(exc).__name__})"
+
+
+def paper_tables(preset) -> "report.Table":
+    """Tables 1-8 at `preset`, from stored results only (nothing is trained): ours at each width
+    of the preset beside the paper's nearest network, with each network's name (which carries
+    any deviation from the paper's recipe, e.g. "-e500" for a shortened schedule)."""
+    from .report import Table
+    p = presets.get(preset)
+    t = Table(f"Tables 1-8 of the paper at preset {p.name}",
+              ["table", "network", "epochs", "quantity (%)", "train", "test", "paper", "paper train", "paper test"],
+              formats={4: ".3g", 5: ".3g", 7: ".3g", 8: ".3g"})
+    for title, networks, table, quantities in PAPER_TABLES:
+        for width in p.widths:
+            L = claims.nearest(width)
+            for exp in networks(p, width):
+                try:
+                    res = store.load(exp)
+                    epochs = res.epochs if res else _progress(exp)
+                except store.StaleResult:  # stored, but by code not recorded as equivalent
+                    res, epochs = None, "stale (other code; see `python -m cubelib status`)"
+                for q in quantities:
+                    theirs = _paper_pair(table, L, q)
+                    ours = (res.metrics[f"{q}_train"], res.metrics[f"{q}_test"]) if res else (None, None)
+                    t.add(title, exp.name, epochs, q, *ours, f"{paper.WEIGHTS_MILLIONS[L]}M (L = {L})", *theirs)
+    t.note = ("Ours from results/ (never trained by this table); the paper's from its Tables 1-8 at its nearest "
+              "network. A name's suffix is a deviation from the paper's recipe: -e<N> a schedule of N epochs "
+              "(the paper: 2000), -w<w> E2 multiplied by w.")
     return t

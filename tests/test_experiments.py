@@ -141,7 +141,10 @@ def test_paper_small_shortens_derivative_training_only_and_names_it():
     assert first.name == "accuracy-paper-small-first-e500-L256"
     assert [(ph.epochs, ph.lr) for ph in first.recipe.phases] == [(488, 1e-3), (12, 1e-4)]
     assert experiments.accuracy(p, "conventional", 256).recipe.epochs == 2000
-    assert experiments.gaussian(p, 0.055, 256).recipe.epochs == 2000
+    assert experiments.gaussian(p, 0.055, 256).recipe.epochs == 2000  # Table 5
+    g = experiments.gaussian_sweep(p, 0.055)  # the sweep, compared with the robust and Jacobian networks
+    assert g.name == "robustness-paper-small-gaussian-0.055-e500-L256" and g.recipe.epochs == 500
+    assert experiments.gaussian_sweep("quick", 0.055) == experiments.gaussian("quick", 0.055, 128)
     j = experiments.jacobian(p, 1.0, 256)
     assert j.name == "robustness-paper-small-jacobian-1-e500-L256" and j.recipe.epochs == 500
     t = experiments.robust(p, experiments.Robust(tradeoff=True), 256)
@@ -342,3 +345,33 @@ def test_seed_verdict_separates_beats_ties_and_loses():
     assert seed_verdict(first, [2.45, 2.30, 2.60]) == "ties with it within the seed spread"
     assert seed_verdict(first, [2.40, 2.60, 2.70]) == "ties with it within the seed spread"  # overlapping ranges
     assert seed_verdict(first, [2.53, 2.60, 3.0]) == "loses to it"
+
+
+def test_the_transcribed_tables_give_the_gains_the_paper_states():
+    """Tables 1, 2 and 6 as transcribed in cubelib.paper against §5.2's own words: at the
+    largest network second-derivative training is 25x more accurate than conventional training
+    and 4x more than first-derivative training."""
+    from cubelib import paper
+    from cubelib.studies.second_order import paper_gains
+    g = paper_gains()
+    assert round(g["paper_gain_conv_large"]) == paper.ACCURACY_GAIN_VS_CONVENTIONAL
+    assert round(g["paper_gain_first_large"]) == paper.ACCURACY_GAIN_VS_FIRST
+    assert abs(g["paper_gain_first_small"] - 0.17 / 0.112) < 1e-12  # the 0.6M network, test errors
+
+
+def test_paper_tables_show_stored_results_and_checkpoints_and_train_nothing(env, monkeypatch):
+    """`summary --tables`: the paper's values at its nearest network (Table 4 at 0.6M), ours
+    only from stored results, a checkpoint's epoch for a network in progress."""
+    conv = experiments.accuracy("smoke", "conventional", 16)
+    first = experiments.accuracy("smoke", "first", 16)
+    res = store.run(conv, progress=False)
+    assert store.run(first, progress=False, time_limit=0.0) is None  # one epoch, checkpointed
+    no_training(monkeypatch)
+    rows = {(r[0], r[3]): r for r in summary.paper_tables("smoke").rows}
+    assert rows["Table 1", "e"][1:6] == [conv.name, 4, "e", res.metrics["e_train"], res.metrics["e_test"]]
+    assert rows["Table 2", "e"][2] == "checkpoint: epoch 1 of 4" and rows["Table 2", "e"][4] is None
+    assert rows["Table 4", "e"][2] == "not trained" and rows["Table 4", "e"][6:] == ["0.6M (L = 256)", 3.66, 3.69]
+    assert rows["Table 3", "v_max"][7:] == [None, 21.1]  # Table 3 gives test values only
+    out = _cli("summary", "--preset", "smoke", "--tables",
+               env_vars={"CUBELIB_CACHE": str(env / "cache"), "CUBELIB_RESULTS": str(env / "results")})
+    assert out.returncode == 0 and f"| Table 1 | {conv.name} | 4 | e |" in out.stdout

@@ -79,7 +79,7 @@ def baseline_table(preset, device="cpu", compute: bool = True) -> dict | None:
         picks = {m: pick(rows, reference["e_test"]) for m, rows in sweeps.items()}
         literature = {}
         if W == p.sweep_width:
-            literature["Gaussian augmentation"] = [get(experiments.gaussian(p, s, W)) for s in p.sigmas]
+            literature["Gaussian augmentation"] = [get(experiments.gaussian_sweep(p, s)) for s in p.sigmas]
             literature["Jacobian reg. (§4.6.3)"] = [get(experiments.jacobian(p, c, W)) for c in p.jacobian_weights]
         conventional = get(experiments.accuracy(p, "conventional", W))
         refs = {"conventional": conventional, "first derivatives": get(experiments.accuracy(p, "first", W)),

@@ -114,7 +114,7 @@ def gradients(s: Robustness, device="cpu") -> Gradients:
     images = ds.test.image[:n].double()
     grad_O = data.oracle_gradients(ds.test, n)
     nets = {"robust,\ntrade-off adj.": experiments.robust(p, Robust(tradeoff=True), W),
-            f"Gaussian,\n$\\sigma$ = {s.best['gaussian']:g}": experiments.gaussian(p, s.best["gaussian"], W),
+            f"Gaussian,\n$\\sigma$ = {s.best['gaussian']:g}": experiments.gaussian_sweep(p, s.best["gaussian"]),
             f"Jacobian,\n$c^2$ = {s.best['jacobian']:g}": experiments.jacobian(p, s.best["jacobian"], W),
             "conventional": experiments.accuracy(p, "conventional", W)}
     panels = {"$\\nabla\\mathcal{O}_1$\n(oracle)": grad_O[:, 0],
@@ -144,7 +144,7 @@ def attack_spectra(s: Robustness, device="cpu") -> AttackSpectra:
     images = ds.test.image[:n].double()
     grad_O = data.oracle_gradients(ds.test, n)
     nets = {"robust": experiments.robust(p, Robust(), W),
-            f"best Gaussian, $\\sigma$ = {s.best['gaussian']:g}": experiments.gaussian(p, s.best["gaussian"], W),
+            f"best Gaussian, $\\sigma$ = {s.best['gaussian']:g}": experiments.gaussian_sweep(p, s.best["gaussian"]),
             "conventional": experiments.accuracy(p, "conventional", W)}
     if p.high_width == W:
         nets["robust + $R^{\\mathrm{I}}_{\\mathrm{high}}$"] = experiments.robust(p, Robust(high=True), W)

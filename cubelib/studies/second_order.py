@@ -234,7 +234,17 @@ def _weighted_numbers(s: SecondOrder) -> dict:
             "w_e2_end": float(np.mean([last_e2(s.seeds["weighted", k], w) for k in range(s.preset.seeds)])),
             "w_e2_paper_end": last_e2(s.accuracy["second", s.best], 1.0),
             "w_small_width": int(min(s.weighted)), "w_small_e": s.weighted[min(s.weighted)].e_test,
-            "w_small_first": s.e("first", min(s.weighted))}
+            "w_small_first": s.e("first", min(s.weighted)), **paper_gains()}
+
+
+def paper_gains() -> dict:
+    """The paper's test-error gains of second-derivative training (Table 6) over first-derivative
+    (Table 2) and conventional (Table 1) training at its smallest and largest networks."""
+    out = {}
+    for name, L in (("small", min(paper.TABLE6)), ("large", max(paper.TABLE6))):
+        out[f"paper_gain_first_{name}"] = paper.TABLE2[L][1] / paper.TABLE6[L][1]
+        out[f"paper_gain_conv_{name}"] = paper.TABLE1[L][1] / paper.TABLE6[L][1]
+    return out
 
 
 def _pair(a: float, b: float, fmt: str) -> str:
