@@ -244,16 +244,20 @@ def evaluate(model, rows, idx, terms, norms: Norms, epoch: Epoch) -> dict:
     want1 = find(terms, E1) is not None or e2 is not None or tbp is not None
     fams, fams2 = families(terms), second_families(terms)
     K = 6 if want1 else 0
-    h = rows.rows[idx, :1 + K]
+    # one gather per tensor (index_select: ~1.7x faster than x[idx] on the CPU, the same copy):
+    # the image rows the batch needs, and each family's directions
+    block = rows.rows.narrow(1, 0, 28 if e2 is not None else 1 + K).index_select(0, idx)
+    dirs = {f: epoch.dirs[f].index_select(0, idx) for f in fams}
+    h = block[:, :1 + K]
     if epoch.noise is not None:
-        h = torch.cat([h[:, :1] + epoch.noise[idx][:, None], h[:, 1:]], 1)
+        h = torch.cat([h[:, :1] + epoch.noise.index_select(0, idx)[:, None], h[:, 1:]], 1)
     # rows of the extended pass: x, the K tangent images, the directions, then one row per
     # second-order pair: the 21 image Hessians (E2), and zeros for (D, D) pairs, since a
     # straight line in input space has no second derivative
-    parts = [h] + [epoch.dirs[f][idx][:, None] for f in fams]
+    parts = [h] + [dirs[f][:, None] for f in fams]
     pairs = []
     if e2 is not None:
-        parts.append(rows.rows[idx, 7:28])
+        parts.append(block[:, 7:28])
         pairs += PAIRS
     if fams2:
         parts.append(h.new_zeros(len(idx), len(fams2), h.shape[-1]))
@@ -295,10 +299,11 @@ def evaluate(model, rows, idx, terms, norms: Norms, epoch: Epoch) -> dict:
         per = ((y2[:, :21] - rows.target_d2[idx]) ** 2).sum(-1).mean(0)  # [21]
         out["E2"] = e2.weight * (per / norms.n_ij**2).sum()
     by_name = {t.name: t for t in terms}
+    grad_O = rows.grad_O.index_select(0, idx) if any(f"R_{f}" in by_name for f in fams) else None
     for k, f in enumerate(fams):
         dN = y1[:, K + k]  # [B, 9]
         if f"R_{f}" in by_name:
-            dO = torch.einsum("bkp,bp->bk", rows.grad_O[idx], epoch.dirs[f][idx])
+            dO = torch.einsum("bkp,bp->bk", grad_O, dirs[f])
             n_i, c = norms.robust[f]
             out[f"R_{f}"] = (((dN - dO) / n_i) ** 2).sum(-1).mean() / c**2
         if t := by_name.get(f"J_{f}"):
