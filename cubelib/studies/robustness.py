@@ -58,7 +58,7 @@ class Robustness:
         """The network of the sigma sweep with `sigma`."""
         return self.results[experiments.gaussian_sweep(self.preset, sigma).name]
 
-    def table5(self, width: int) -> Result:
+    def table5_network(self, width: int) -> Result:
         """Table 5's network (sigma = 0.055, the preset's whole schedule) at `width`."""
         return self.results[experiments.gaussian(self.preset, experiments.TABLE5_SIGMA, width).name]
 
@@ -151,7 +151,7 @@ def _table_5(s: Robustness) -> report.Table:
     t5 = report.Table("Table 5", HEAD, formats={1: ".2f"},
                       subtitle=f", Gaussian augmentation, $\\sigma$ = {sigma}, clean images")
     for w in s.preset.widths:
-        t5.add(*_ours(f"L = {w}", s.table5(w).metrics))
+        t5.add(*_ours(f"L = {w}", s.table5_network(w).metrics))
     for label, millions, k in PAPER_NETS:
         t5.add(*_paper(label, millions, paper.TABLE5[k]))
     return t5
@@ -397,7 +397,7 @@ def rows(s: Robustness) -> list[Claim]:
               better="higher", smaller=small),
     ]
     if p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
-        g = s.table5(p.sweep_width).metrics
+        g = s.table5_network(p.sweep_width).metrics
         out.append(Claim("table5-vmax", "Table 5: test $\\bar v_{\\max}$ (%), Gaussian augmentation $\\sigma$ = 0.055",
                          t5["v_max"][1], theirs, g["v_max_test"], net, p.name, "sec-robust-table5", better="lower",
                          smaller=small))
