@@ -67,6 +67,15 @@ def _run(a) -> None:
         vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
         print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
               f"{res.provenance['train_seconds']:.0f} s on {res.provenance['device']}", flush=True)
+    in_time = a.time_limit is None or time.monotonic() - started < a.time_limit
+    if a.chapter == "robustness" and in_time:
+        p = _preset(a)
+        if all(store.load(experiments.robust(p, experiments.Robust(), w)) is not None for w in p.widths):
+            from . import analyses  # the first layer's bound against what the robust networks reached
+            bound = analyses.capacity_bound(p, device=device)
+            for w, row in bound["networks"].items():
+                print(f"capacity, L = {w}: first-layer bound {row['own_floor']:.1f} %, v_max {row['v_max']:.1f} % "
+                      f"on {bound['images']} test images", flush=True)
     if a.chapter == "second-order" and not a.only and (a.time_limit is None or time.monotonic() - started < a.time_limit):
         from . import analyses  # needs scipy: imported only here, so a torch-only machine runs the rest
         sweep = analyses.noise_sweep(_preset(a), device=device)  # Figs. 9-10, against the oracle

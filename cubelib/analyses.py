@@ -6,9 +6,10 @@ results/<preset>/analysis-<kind>-<key>.json (store.analysis), so the book builds
 """
 from __future__ import annotations
 
+import torch
 from tqdm.auto import tqdm
 
-from . import data, experiments, inputspace, noise, presets, store
+from . import capacity, data, experiments, inputspace, noise, presets, robustness, store
 from .experiments import Robust
 
 
@@ -120,3 +121,35 @@ def indicator_table(preset, networks: dict | None = None, seed: int = 0, compute
 
     return store.analysis(p.name, "indicator", spec, inputspace, compute_table if compute else None)
 
+
+
+def capacity_bound(preset, compute: bool = True, device="cpu", progress: bool = True,
+                   floor_widths=(16, 32, 64, 128, 256, 512, 1024), norm_images: int = 2048) -> dict | None:
+    """The first layer's bound on v_max (cubelib.capacity) against what the robust networks of
+    the preset reached, on the first min(n_test, attack_images) test images: the floor for
+    L principal directions of the oracle gradients of `norm_images` training images, the bound
+    from each robust network's own first layer, and that network's v_max on the same images.
+    None when it is not stored and compute is False."""
+    p = presets.get(preset)
+    nets = {w: experiments.robust(p, Robust(), w) for w in p.widths}
+    widths = sorted(set(floor_widths) | set(p.widths))
+    n = min(p.n_test, p.attack_images)
+    spec = {"networks": {str(w): e.key() for w, e in nets.items()}, "images": n, "norm_images": norm_images,
+            "widths": widths, "data": data.dataset_config(p, order=1).key()}
+
+    def compute_bound():
+        ds = data.load(data.dataset_config(p, order=1), progress=progress)
+        grad_O = data.oracle_gradients(ds.test, n)
+        pcs = capacity.principal_directions(data.oracle_gradients(ds.train, norm_images), max(widths))
+        out = {"preset": p.name, "images": n, "norm_images": norm_images,
+               "floors": {str(L): float(capacity.floor(grad_O, pcs[:, :L]).mean()) for L in widths},
+               "zero_network": float(capacity.floor(grad_O, None).mean()), "networks": {}}
+        images = ds.test.image[:n].to(torch.float64)
+        for w, exp in nets.items():
+            model = store.network(exp, device="cpu").double()
+            out["networks"][str(w)] = {
+                "name": exp.name, "own_floor": float(capacity.floor(grad_O, capacity.first_layer_basis(model)).mean()),
+                "v_max": robustness.measure(model, images, grad_O)["v_max"]}
+        return out
+
+    return store.analysis(p.name, "capacity", spec, capacity, compute_bound if compute else None)

@@ -38,3 +38,18 @@ def test_the_floor_bounds_a_real_networks_v_max_and_is_reached():
     # equality for the network that matches the oracle inside the subspace
     best = robustness.vulnerabilities((gO @ Q) @ Q.T, gO).v_max
     assert torch.allclose(best, bound, rtol=1e-10)
+
+
+def test_the_stored_capacity_analysis_bounds_the_trained_robust_network(env, monkeypatch):
+    """analyses.capacity_bound at smoke: each robust network's v_max is at least the bound of
+    its own first layer (on the same images), the principal floors fall as L grows and stay
+    below the zero network's v_max; the file is then read, not recomputed."""
+    from cubelib import analyses, train
+    found = analyses.capacity_bound("smoke", progress=False)
+    floors = [found["floors"][str(L)] for L in found["spec"]["widths"]]
+    assert all(a >= b - 1e-9 for a, b in zip(floors, floors[1:])) and floors[0] <= found["zero_network"] + 1e-9
+    for row in found["networks"].values():
+        assert row["own_floor"] <= row["v_max"] + 1e-9 and row["v_max"] > 0
+    monkeypatch.setattr(train, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again = analyses.capacity_bound("smoke", compute=False)
+    assert again["networks"] == found["networks"] and again["provenance"] == found["provenance"]

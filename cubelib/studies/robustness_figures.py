@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import analyses as stored_analyses
 from .. import capacity, data, directions, experiments, paper, plots, report, robustness
 from .. import store
 from .. import terms as T
@@ -161,6 +162,7 @@ class Capacity:
     zero_network: float  # v_max (%) of a network with zero gradient
     own: dict  # width -> mean bound (%) from the first layer of the robust network of that width
     numbers: dict
+    larger: dict | None = None  # the stored analysis at paper-small (analyses.capacity_bound), if any
 
 
 def capacity_floors(s: Robustness, device="cpu") -> Capacity:
@@ -178,9 +180,16 @@ def capacity_floors(s: Robustness, device="cpu") -> Capacity:
     own = {w: float(capacity.floor(grad_O_test, capacity.first_layer_basis(
         store.network(experiments.robust(p, Robust(), w), device))).mean()) for w in p.widths}
     W = p.sweep_width
-    return Capacity(floors, zero_network, own, {
-        "floor_W": floors[W], "floor_256": floors.get(256, float("nan")), "floor_1024": floors.get(1024, float("nan")),
-        "zero_network": zero_network, "own_W": own[W]})
+    numbers = {"floor_W": floors[W], "floor_256": floors.get(256, float("nan")),
+               "floor_1024": floors.get(1024, float("nan")), "zero_network": zero_network, "own_W": own[W]}
+    # the paper's smallest network at its own data, when its robust network and the analysis are stored
+    larger = None if p.name in ("paper-small", "paper") else stored_analyses.capacity_bound("paper-small", compute=False)
+    if larger is not None:
+        row = larger["networks"]["256"]
+        numbers.update({"ps_cap_images": larger["images"], "ps_cap_floor": larger["floors"]["256"],
+                        "ps_cap_own": row["own_floor"], "ps_cap_vmax": row["v_max"],
+                        "ps_cap_name": row["name"], "ps_cap_zero": larger["zero_network"]})
+    return Capacity(floors, zero_network, own, numbers, larger)
 
 
 # --------------------------------------------------------------------------------------
