@@ -167,8 +167,11 @@ _PAPER = Preset(
     norm_images=2048)
 
 # the paper's smallest network (Tables 1-5 at 0.6M weights) at the paper's data and schedule;
-# networks trained on derivatives get 500 of the 2000 epochs (a first-order epoch costs ~6x a
-# conventional one on the CPU, ~25 s at L = 256: 2000 epochs of each would take ~60 CPU-hours)
+# networks trained on derivatives, and the sigma sweep they are compared with, get 500 of the
+# 2000 epochs (Table 5 and conventional training keep 2000).  One CPU thread per epoch at
+# L = 256: conventional ~4 s, Gaussian ~5 s, first-order ~23 s, Jacobian ~1.5x and robust
+# ~2.3x a first-order one (bench/epoch_parts.py: their random directions are drawn on the
+# CPU); 2000 epochs of every network would take ~100 CPU-hours
 _PAPER_SMALL = dataclasses.replace(
     _PAPER, name="paper-small", widths=(256,), derivative_epochs=500, sweep_width=256, high_width=None, deep_width=None,
     sigmas=(0.02, 0.055, 0.095, 0.17), jacobian_weights=(0.1, 1.0, 10.0), baseline_width=256,
