@@ -218,9 +218,14 @@ def spread_norms(values: torch.Tensor) -> tuple[torch.Tensor, float]:
     return n_i.float(), c
 
 
-def robust_norms(grad_O: torch.Tensor, D: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(n_i, c) of eq. (43) from one draw of directions D [N, P] and oracle gradients [N, 9, P]."""
-    return spread_norms(torch.einsum("nkp,np->nk", grad_O.double(), D.double()))
+def robust_norms(grad_O: torch.Tensor, D: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor, float]:
+    """(n_i, c) of eq. (43) from one draw of directions D [N, P] and oracle gradients [N, 9, P].
+    The products are taken in float64 `chunk` images at a time: a whole paper-size set in
+    float64 would be 11.7 GB on top of grad_O (each image's product is its own, so the
+    chunking changes no bit)."""
+    dO = torch.cat([torch.einsum("nkp,np->nk", grad_O[i:i + chunk].double(), D[i:i + chunk].double())
+                    for i in range(0, len(D), chunk)])
+    return spread_norms(dO)
 
 
 # --------------------------------------------------------------------------------------

@@ -195,6 +195,9 @@ def test_robust_and_jacobian_terms_match_direct_formulas(ds):
     # n_i is the 5-95 percentile range of the oracle's directional derivatives
     all_dO = torch.einsum("nkp,np->nk", dd.grad_O, D)
     assert torch.allclose(n_i.double(), torch.quantile(all_dO, 0.95, 0) - torch.quantile(all_dO, 0.05, 0), rtol=1e-5)
+    # taken a few images at a time (so a paper-size set never exists in float64): the same bits
+    n_small, c_small = T.robust_norms(dd.grad_O, D, chunk=5)
+    assert len(D) > 5 and torch.equal(n_small, n_i) and c_small == c
 
 
 def robust_recipe():
