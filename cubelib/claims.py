@@ -101,11 +101,15 @@ def markdown(claims: list[Claim]) -> str:
     esc = lambda s: str(s).replace("|", "\\|")  # a pipe inside a cell would split it
     for c in claims:
         paper = _number(c.paper, 3) + (f" ({c.paper_network})" if c.paper_network and c.paper is not None else "")
-        where = ", ".join(x for x in (c.network, c.preset) if x)
-        ours = "-" if c.ours is None else f"{_number(c.ours, c.digits)} ({where})"
         where = f"{{ref}}`{c.section}`" if c.section else "-"
-        lines.append(f"| {esc(c.claim)} | {esc(paper)} | {esc(ours)} | **{verdict(c)}** | {where} |")
+        lines.append(f"| {esc(c.claim)} | {esc(paper)} | {esc(ours_cell(c))} | **{verdict(c)}** | {where} |")
     return "\n".join(lines)
+
+
+def ours_cell(c: Claim) -> str:
+    """Our number with the network and preset it comes from, as the table shows it."""
+    where = ", ".join(x for x in (c.network, c.preset) if x)
+    return "-" if c.ours is None else f"{_number(c.ours, c.digits)} ({where})"
 
 
 def as_dict(c: Claim) -> dict:
@@ -115,6 +119,7 @@ def as_dict(c: Claim) -> dict:
 
 
 PAPER_WIDTHS = (256, 512, 1024, 2048)
+PAPER_EPOCHS = 2000  # §3.5: every network of the paper is trained for 2000 epochs
 FULL_SETUP = ("paper-small", "paper")  # presets with the paper's data and schedule
 
 
@@ -124,6 +129,15 @@ def nearest(width: int) -> int:
     return next((w for w in PAPER_WIDTHS if w >= width), PAPER_WIDTHS[-1])
 
 
-def smaller(preset: str, width: int) -> bool:
-    """Is our network smaller, or trained on less, than the paper's nearest one?"""
-    return preset not in FULL_SETUP or width < nearest(width)
+def smaller(preset: str, width: int, epochs: int | None = None) -> bool:
+    """Is our network smaller, or trained on less data or for fewer epochs (`epochs`, when
+    given), than the paper's nearest one?"""
+    short = epochs is not None and epochs < PAPER_EPOCHS
+    return short or preset not in FULL_SETUP or width < nearest(width)
+
+
+def network(preset: str, width: int, epochs: int | None = None) -> str:
+    """Our network as the table names it: "L = 256", with its epochs where a preset with the
+    paper's data trains it for fewer than the paper (elsewhere the preset's name says so)."""
+    short = preset in FULL_SETUP and epochs is not None and epochs < PAPER_EPOCHS
+    return f"L = {width}, {epochs} epochs" if short else f"L = {width}"

@@ -87,30 +87,37 @@ def provenance_table(preset):
     return t
 
 
-# Tables 1-8: the network of each at a width, the paper's table, and the quantities it shows
-# (Tables 3 and 7 give test values only; Tables 4, 5 and 8 training and test values)
+# How a row of one of the paper's tables gives (training, test) of a quantity
+def _pair(row, quantity):  # Tables 1, 2, 6: (training e, test e)
+    return row[0], row[1]
+
+
+def _test_only(row, quantity):  # Tables 3, 7: (test e, test v_max)
+    return None, row[("e", "v_max").index(quantity)]
+
+
+def _by_quantity(row, quantity):  # Tables 4, 5, 8: quantity -> (training, test)
+    return row[quantity]
+
+
+# Tables 1-8: the networks of each at a width, the paper's table, the quantities it shows, and
+# how its rows hold them
 _VUL = ("e", "v_max", "v_sen", "v_inv")
 PAPER_TABLES = (
-    ("Table 1", lambda p, w: [experiments.accuracy(p, "conventional", w)], paper.TABLE1, ("e",)),
-    ("Table 2", lambda p, w: [experiments.accuracy(p, "first", w)], paper.TABLE2, ("e",)),
-    ("Table 3", lambda p, w: [experiments.robust(p, Robust(), w)], paper.TABLE3, ("e", "v_max")),
-    ("Table 4", lambda p, w: [experiments.robust(p, Robust(tradeoff=True), w)], paper.TABLE4, _VUL),
-    ("Table 5", lambda p, w: [experiments.gaussian(p, experiments.TABLE5_SIGMA, w)], paper.TABLE5, _VUL),
+    ("Table 1", lambda p, w: [experiments.accuracy(p, "conventional", w)], paper.TABLE1, ("e",), _pair),
+    ("Table 2", lambda p, w: [experiments.accuracy(p, "first", w)], paper.TABLE2, ("e",), _pair),
+    ("Table 3", lambda p, w: [experiments.robust(p, Robust(), w)], paper.TABLE3, ("e", "v_max"), _test_only),
+    ("Table 4", lambda p, w: [experiments.robust(p, Robust(tradeoff=True), w)], paper.TABLE4, _VUL, _by_quantity),
+    ("Table 5", lambda p, w: [experiments.gaussian(p, experiments.TABLE5_SIGMA, w)], paper.TABLE5, _VUL,
+     _by_quantity),
     ("Table 6", lambda p, w: [experiments.accuracy(p, "second", w)] + (
-        [experiments.accuracy(p, "second", w, e2_weight=p.e2_weight)] if p.e2_weight else []), paper.TABLE6, ("e",)),
-    ("Table 7", lambda p, w: [experiments.robust(p, Robust(second=True), w)], paper.TABLE7, ("e", "v_max")),
-    ("Table 8", lambda p, w: [experiments.robust(p, Robust(second=True, tradeoff=True), w)], paper.TABLE8, _VUL),
+        [experiments.accuracy(p, "second", w, e2_weight=p.e2_weight)] if p.e2_weight else []), paper.TABLE6, ("e",),
+     _pair),
+    ("Table 7", lambda p, w: [experiments.robust(p, Robust(second=True), w)], paper.TABLE7, ("e", "v_max"),
+     _test_only),
+    ("Table 8", lambda p, w: [experiments.robust(p, Robust(second=True, tradeoff=True), w)], paper.TABLE8, _VUL,
+     _by_quantity),
 )
-
-
-def _paper_pair(table: dict, width: int, quantity: str) -> tuple[float | None, float | None]:
-    """(training, test) of `quantity` in one of the paper's tables at `width`."""
-    row = table[width]
-    if isinstance(row, dict):
-        return row[quantity]
-    if len(row) == 2 and table in (paper.TABLE3, paper.TABLE7):  # (test e, test v_max)
-        return None, row[("e", "v_max").index(quantity)]
-    return row[0], row[1]
 
 
 def _progress(exp) -> str:
@@ -134,7 +141,7 @@ def paper_tables(preset) -> "report.Table":
     t = Table(f"Tables 1-8 of the paper at preset {p.name}",
               ["table", "network", "epochs", "quantity (%)", "train", "test", "paper", "paper train", "paper test"],
               formats={4: ".3g", 5: ".3g", 7: ".3g", 8: ".3g"})
-    for title, networks, table, quantities in PAPER_TABLES:
+    for title, networks, table, quantities, pair in PAPER_TABLES:
         for width in p.widths:
             L = claims.nearest(width)
             for exp in networks(p, width):
@@ -144,7 +151,7 @@ def paper_tables(preset) -> "report.Table":
                 except store.StaleResult:  # stored, but by code not recorded as equivalent
                     res, epochs = None, "stale (other code; see `python -m cubelib status`)"
                 for q in quantities:
-                    theirs = _paper_pair(table, L, q)
+                    theirs = pair(table[L], q)
                     ours = (res.metrics[f"{q}_train"], res.metrics[f"{q}_test"]) if res else (None, None)
                     t.add(title, exp.name, epochs, q, *ours, f"{paper.WEIGHTS_MILLIONS[L]}M (L = {L})", *theirs)
     t.note = ("Ours from results/ (never trained by this table); the paper's from its Tables 1-8 at its nearest "

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cubelib import analyses, claims, data, evaluate, experiments, presets, store, summary, train
+from cubelib import analyses, claims, data, evaluate, experiments, paper, presets, store, summary, train
 from cubelib import terms as T
 from cubelib.experiments import Robust
 from cubelib.recipes import Phase, Recipe
@@ -322,6 +322,11 @@ def test_the_paper_network_nearest_to_ours():
     assert [claims.nearest(w) for w in (16, 128, 256, 300, 4096)] == [256, 256, 256, 512, 2048]
     assert claims.smaller("quick", 256) and not claims.smaller("paper-small", 256)
     assert claims.smaller("paper-small", 128)
+    # fewer epochs than the paper's 2000 is trained on less, and the table names them
+    assert claims.smaller("paper-small", 256, 500) and not claims.smaller("paper-small", 256, 2000)
+    assert claims.network("paper-small", 256, 500) == "L = 256, 500 epochs"
+    assert claims.network("paper-small", 256, 2000) == claims.network("paper-small", 256) == "L = 256"
+    assert claims.network("quick", 128, 150) == "L = 128"  # the preset's name says it is short
 
 
 def test_parallel_runs_of_a_preset_keep_every_manifest_entry(env):
@@ -375,3 +380,25 @@ def test_paper_tables_show_stored_results_and_checkpoints_and_train_nothing(env,
     out = _cli("summary", "--preset", "smoke", "--tables",
                env_vars={"CUBELIB_CACHE": str(env / "cache"), "CUBELIB_RESULTS": str(env / "results")})
     assert out.returncode == 0 and f"| Table 1 | {conv.name} | 4 | e |" in out.stdout
+
+
+def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, monkeypatch):
+    """Tables 3-5 get a row for each stored network of the larger preset (smoke stands in for
+    paper-small: the same networks, so the rows must equal the build's own), its numbers reach
+    the text, and the intro's Tables 3-5 claims come from it."""
+    from cubelib.studies import robustness as R
+    monkeypatch.setattr(R, "LARGER", "smoke")
+    s, q = R.study("smoke"), presets.get("smoke")
+    W = q.sweep_width
+    for table in (s.table3, s.table5):
+        own = [r[1:] for r in table.rows if r[0] == f"L = {W}"]
+        assert own and [r[1:] for r in table.rows if r[0] == f"L = {W}, `smoke`"] == own
+    # the trade-off epoch is one more than the schedule: the row says so
+    assert [r[0] for r in s.table4.rows if "`smoke`" in r[0]] == [f"L = {W}, `smoke`, {q.epochs + 1} epochs"]
+    assert "Rows `smoke`" in s.table4.note and "Rows `smoke`" in s.table5.note
+    adjusted = s.robust(experiments.Robust(tradeoff=True))
+    assert s.numbers["ps_t5_v_max"] == s.table5_network(W).v_max_test
+    assert s.numbers["ps_t4_e"] == adjusted.e_test and s.numbers["ps_t4_paper_e"] == paper.TABLE4[256]["e"][1]
+    found = {c.id: c for c in R.rows(s)}
+    assert found["table4-e"].ours == adjusted.e_test and found["table4-e"].preset == "smoke"
+    assert found["table5-vmax"].ours == s.table5_network(W).v_max_test

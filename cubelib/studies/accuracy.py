@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import experiments, paper, plots, presets, store
-from ..claims import Claim, nearest, smaller
+from ..claims import Claim, nearest, network, smaller
 from ..report import Table
 
 METHODS = ("conventional", "first")
@@ -252,38 +252,34 @@ def plot_curves(s: Accuracy):
 
 def rows(s: Accuracy) -> list[Claim]:
     """The intro's claims of this chapter (Tables 1, 2; the gradient norm of §3.6), at the
-    largest width, against the paper's nearest network."""
-    name, W = s.preset.name, s.best
-    pw = nearest(W)
-    net, theirs, small = f"L = {W}", f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(name, W)
-    conv, first = s.results["conventional", W].e_test, s.results["first", W].e_test
-    t1, t2 = paper.TABLE1[pw][1], paper.TABLE2[pw][1]
-    if ("conventional", 256) in s.larger:  # the paper's own network and setup answer Table 1
-        table1 = Claim("table1-e", "Table 1: test $e$ (%), conventional training", paper.TABLE1[256][1], "0.6M",
-                       s.larger["conventional", 256].e_test, "L = 256", LARGER, "sec-accuracy-tables",
-                       better="lower", smaller=smaller(LARGER, 256))
-    else:
-        table1 = Claim("table1-e", "Table 1: test $e$ (%), conventional training", t1, theirs, conv, net, name,
-                       "sec-accuracy-tables", better="lower", smaller=small)
-    table2 = Claim("table2-e", "Table 2: test $e$ (%), first-derivative training", t2, theirs, first, net, name,
-                   "sec-accuracy-tables", better="lower", smaller=small)
-    gain = Claim("first-gain", "first derivatives make the network 5-6x more accurate ($e$ conventional / $e$ first)",
-                 round(t1 / t2, 1), theirs, s.gains[W], net, name, "sec-accuracy-tables", better="higher",
-                 smaller=small)
-    if ("first", 256) in s.larger:  # the paper's network and data; a shorter schedule (its name says how long)
-        f = s.larger["first", 256]
-        shorter = f.epochs < presets.get(LARGER).epochs
-        label = f"L = 256, {f.epochs} epochs"
-        table2 = Claim("table2-e", "Table 2: test $e$ (%), first-derivative training", paper.TABLE2[256][1], "0.6M",
-                       f.e_test, label, LARGER, "sec-accuracy-tables", better="lower", smaller=shorter)
-        if ("conventional", 256) in s.larger:
-            gain = Claim("first-gain", gain.claim, round(paper.TABLE1[256][1] / paper.TABLE2[256][1], 1), "0.6M",
-                         s.larger["conventional", 256].e_test / f.e_test, label, LARGER, "sec-accuracy-tables",
-                         better="higher", smaller=shorter)
+    largest width against the paper's nearest network, or at the paper's own network and data
+    where those results are stored (`s.larger`)."""
+    def pick(method):  # (its result, preset, width)
+        if (method, 256) in s.larger:
+            return s.larger[method, 256], LARGER, 256
+        return s.results[method, s.best], s.preset.name, s.best
+
+    def claim(id, text, table, r, at, w, ours=None, better="lower"):
+        pw = nearest(w)
+        theirs = round(table(pw), 1) if better == "higher" else table(pw)
+        return Claim(id, text, theirs, f"{paper.WEIGHTS_MILLIONS[pw]}M", r.e_test if ours is None else ours,
+                     network(at, w, r.epochs), at, "sec-accuracy-tables", better=better,
+                     smaller=smaller(at, w, r.epochs))
+
+    (conv, conv_at, conv_w), (first, first_at, first_w) = pick("conventional"), pick("first")
+    if (conv_at, conv_w) != (first_at, first_w):  # the gain compares the two at one preset and width
+        (conv, conv_at, conv_w), (first, first_at, first_w) = [(s.results[m, s.best], s.preset.name, s.best)
+                                                                  for m in ("conventional", "first")]
+    W = s.best
     return [
-        table1,
-        table2,
-        gain,
+        claim("table1-e", "Table 1: test $e$ (%), conventional training", lambda w: paper.TABLE1[w][1],
+              *pick("conventional")),
+        claim("table2-e", "Table 2: test $e$ (%), first-derivative training", lambda w: paper.TABLE2[w][1],
+              *pick("first")),
+        claim("first-gain", "first derivatives make the network 5-6x more accurate ($e$ conventional / $e$ first)",
+              lambda w: paper.TABLE1[w][1] / paper.TABLE2[w][1], first, first_at, first_w,
+              ours=conv.e_test / first.e_test, better="higher"),
         Claim("grad-norm", "mean norm of the input gradient of output 1, conventional training",
-              paper.GRAD_NORM_N1, "12M", s.grad_norms[W][0], net, name, "sec-oracle-gradient", smaller=small),
+              paper.GRAD_NORM_N1, "12M", s.grad_norms[W][0], f"L = {W}", s.preset.name, "sec-oracle-gradient",
+              smaller=smaller(s.preset.name, W) or W < 2048),  # the paper's number is of its 12M network
     ]

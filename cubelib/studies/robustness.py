@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import analyses, directions, evaluate, experiments, paper, presets, report
 from .. import store
-from ..claims import Claim, nearest, smaller
+from ..claims import FULL_SETUP, Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from ..store import Result
@@ -49,6 +49,8 @@ class Robustness:
     high: report.Table | None = None  # robust training with and without R_high at the preset's high_width
     long: report.Table | None = None  # robust training with the preset's and the long schedule (None: not run)
     numbers: dict = field(default_factory=dict)
+    # experiment name -> Result: the stored networks of `LARGER` shown beside a smaller build's own
+    larger: dict = field(default_factory=dict)
 
     def robust(self, kind: Robust = Robust(), width: int | None = None, epochs: int | None = None) -> Result:
         """The result of robust training `kind` (at the sweep width unless `width`)."""
@@ -73,6 +75,36 @@ class Robustness:
 # --------------------------------------------------------------------------------------
 # The study: stored results, tables, numbers
 
+LARGER = "paper-small"  # the paper's smallest network at the paper's data and schedule
+
+
+def larger_results(p: Preset) -> dict:
+    """The stored networks of this chapter at `paper-small`, for a build at a smaller preset:
+    experiment name -> Result (nothing is trained; a result of code not recorded as equivalent
+    is left out)."""
+    if p.name in FULL_SETUP:
+        return {}
+    out = {}
+    for e in experiments.robust_experiments(presets.get(LARGER)):
+        try:
+            r = store.load(e)
+        except store.StaleResult:
+            r = None
+        if r is not None:
+            out[e.name] = r
+    return out
+
+
+def _larger(s: "Robustness", make) -> tuple[str, Result] | None:
+    """(label, result) of `make(LARGER's preset, its sweep width)` when stored, e.g.
+    "L = 256, `paper-small`, 500 epochs" (the epochs when fewer than its schedule)."""
+    q = presets.get(LARGER)
+    r = s.larger.get(make(q, q.sweep_width).name)
+    if r is None:
+        return None
+    return f"L = {q.sweep_width}, `{LARGER}`" + ("" if r.epochs == q.epochs else f", {r.epochs} epochs"), r
+
+
 def study(preset, device="cpu") -> Robustness:
     """Every network of the chapter loaded (store.run), its tables and named numbers."""
     p = presets.get(preset)
@@ -83,7 +115,7 @@ def study(preset, device="cpu") -> Robustness:
     sweeps = {m: {"values": tuple(f), **{k: np.array([r.metrics[k] for r in f.values()]) for k in METRICS}}
               for m, f in found.items()}
     best = {m: analyses.best(analyses.scores(f)) for m, f in found.items()}
-    s = Robustness(preset=p, results=results, accuracy=accuracy, sweeps=sweeps, best=best)
+    s = Robustness(preset=p, results=results, accuracy=accuracy, sweeps=sweeps, best=best, larger=larger_results(p))
     s.curves = {"robust": s.robust().curves,
                 f"Gaussian, sigma = {best['gaussian']:g}": s.best_result("gaussian").curves,
                 f"Jacobian, c^2 = {best['jacobian']:g}": s.best_result("jacobian").curves,
@@ -94,7 +126,8 @@ def study(preset, device="cpu") -> Robustness:
     s.high = _high_table(s)
     s.long = _long_table(s)
     s.numbers = {**_setup_numbers(s), **_table_numbers(s), **_sweep_numbers(s), **_curve_numbers(s),
-                 **_claim_numbers(s, verdict), **_long_numbers(s), **_high_numbers(s), **_summary_numbers(s)}
+                 **_claim_numbers(s, verdict), **_long_numbers(s), **_high_numbers(s), **_summary_numbers(s),
+                 **_larger_numbers(s)}
     return s
 
 
@@ -127,6 +160,33 @@ def _paper(label: str, millions, t: dict) -> list:
     return [label, str(millions), *(f"{t[k][0]:.3g} / {t[k][1]:.3g}" for k in ("e", "v_max", "v_sen", "v_inv"))]
 
 
+def _larger_note() -> str:
+    return (f"Rows `{LARGER}`: the paper's smallest network (0.6M weights) on the paper's data and learning-rate "
+            f"schedule; a number of epochs after the name is a shortened schedule (the paper: 2000).")
+
+
+def _larger_numbers(s: Robustness) -> dict:
+    """The `LARGER` networks of Tables 3-5 for the text, where stored: ps_t3_*, ps_t4_*, ps_t5_*
+    (test e, v_max, v_sen, v_inv in %, epochs, training hours) and the paper's test values."""
+    out = {}
+    nets = {"ps_t3": (lambda q, w: experiments.robust(q, Robust(), w), None),
+            "ps_t4": (lambda q, w: experiments.robust(q, Robust(tradeoff=True), w), paper.TABLE4),
+            "ps_t5": (lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w), paper.TABLE5)}
+    pw = nearest(presets.get(LARGER).sweep_width)
+    for key, (make, table) in nets.items():
+        if (row := _larger(s, make)) is None:
+            continue
+        r = row[1]
+        out.update({f"{key}_{k}": r.metrics[f"{k}_test"] for k in ("e", "v_max", "v_sen", "v_inv")})
+        out.update({f"{key}_epochs": r.epochs, f"{key}_hours": r.provenance["train_seconds"] / 3600})
+        theirs = {"e": paper.TABLE3[pw][0], "v_max": paper.TABLE3[pw][1]} if table is None else \
+            {k: table[pw][k][1] for k in ("e", "v_max", "v_sen", "v_inv")}
+        out.update({f"{key}_paper_{k}": v for k, v in theirs.items()})
+    if "ps_t5_v_max" in out and s.preset.sweep_width in s.preset.widths:  # the build's own, for comparison
+        out["ps_t5_own_v_max"] = s.table5_network(s.preset.sweep_width).v_max_test
+    return out
+
+
 def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
     p = s.preset
     prov = s.robust().provenance
@@ -140,6 +200,13 @@ def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
     for label, deep, w in _nets(p):
         t3.add(*_ours(label, s.robust(Robust(deep=deep), w).metrics))
         t4.add(*_ours(label, s.robust(Robust(deep=deep, tradeoff=True), w).metrics))
+    shown = False
+    for table, kind in ((t3, Robust()), (t4, Robust(tradeoff=True))):
+        if (row := _larger(s, lambda q, w: experiments.robust(q, kind, w))) is not None:
+            table.add(*_ours(row[0], row[1].metrics))
+            shown = True
+    if shown:
+        t4.note += " " + _larger_note()
     for label, millions, k in PAPER_NETS:
         t3.add(label, str(millions), f"- / {paper.TABLE3[k][0]}", f"- / {paper.TABLE3[k][1]}", None, None)
         t4.add(*_paper(label, millions, paper.TABLE4[k]))
@@ -152,6 +219,9 @@ def _table_5(s: Robustness) -> report.Table:
                       subtitle=f", Gaussian augmentation, $\\sigma$ = {sigma}, clean images")
     for w in s.preset.widths:
         t5.add(*_ours(f"L = {w}", s.table5_network(w).metrics))
+    if (row := _larger(s, lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w))) is not None:
+        t5.add(*_ours(row[0], row[1].metrics))
+        t5.note = _larger_note()
     for label, millions, k in PAPER_NETS:
         t5.add(*_paper(label, millions, paper.TABLE5[k]))
     return t5
@@ -378,30 +448,46 @@ def _summary_numbers(s: Robustness) -> dict:
 
 def rows(s: Robustness) -> list[Claim]:
     """The intro's claims of this chapter (Tables 3-5, Figs. 6-7, capacity), at the sweep
-    width, against the paper's nearest network."""
+    width against the paper's nearest network; Tables 3-5 at `paper-small` where stored."""
     p, W = s.preset, s.preset.sweep_width
-    pw = nearest(W)
-    net, theirs, small, sec = f"L = {W}", f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(p.name, W), "sec-robust-tables34"
-    plain, adj = s.robust(width=W).metrics, s.robust(Robust(tradeoff=True), W).metrics
-    gauss, jac = s.best_result("gaussian"), s.best_result("jacobian")
-    t3, t4, t5 = paper.TABLE3[pw], paper.TABLE4[pw], paper.TABLE5[pw]
+    robust, tradeoff = s.robust(width=W), s.robust(Robust(tradeoff=True), W)
+    plain = robust.metrics
+    # the robust networks' schedule names ours (at paper-small: 500 of the paper's 2000 epochs)
+    net, small = network(p.name, W, robust.epochs), smaller(p.name, W, robust.epochs)
+
+    def claim(id, text, table, value, r, at, w, sec, better="lower"):
+        pw = nearest(w)
+        return Claim(id, text, table(pw), f"{paper.WEIGHTS_MILLIONS[pw]}M", value(r), network(at, w, r.epochs), at,
+                     sec, better=better, smaller=smaller(at, w, r.epochs))
+
+    # Tables 3-4 from the paper's smallest network where both of its robust networks are stored
+    at, w34 = p.name, W
+    big = [_larger(s, lambda q, w: experiments.robust(q, kind, w)) for kind in (Robust(), Robust(tradeoff=True))]
+    if all(big):
+        (_, robust), (_, tradeoff) = big
+        at, w34 = LARGER, presets.get(LARGER).sweep_width
+    sec = "sec-robust-tables34"
     out = [
-        Claim("table3-vmax", "Table 3: test $\\bar v_{\\max}$ (%), universal robust training", t3[1], theirs,
-              plain["v_max_test"], net, p.name, sec, better="lower", smaller=small),
-        Claim("table4-vmax", "Table 4: test $\\bar v_{\\max}$ (%), robust training, trade-off adjusted", t4["v_max"][1], theirs,
-              adj["v_max_test"], net, p.name, sec, better="lower", smaller=small),
-        Claim("table4-e", "Table 4: test $e$ (%), robust training, trade-off adjusted", t4["e"][1], theirs,
-              adj["e_test"], net, p.name, sec, better="lower", smaller=small),
-        Claim("tradeoff-gain", "one epoch of $E_0 + E_1$ makes the robust network 3-4x more accurate (ratio of test $e$)",
-              round(t3[0] / t4["e"][1], 1), theirs, plain["e_test"] / adj["e_test"], net, p.name, sec,
-              better="higher", smaller=small),
+        claim("table3-vmax", "Table 3: test $\\bar v_{\\max}$ (%), universal robust training",
+              lambda k: paper.TABLE3[k][1], lambda r: r.metrics["v_max_test"], robust, at, w34, sec),
+        claim("table4-vmax", "Table 4: test $\\bar v_{\\max}$ (%), robust training, trade-off adjusted",
+              lambda k: paper.TABLE4[k]["v_max"][1], lambda r: r.metrics["v_max_test"], tradeoff, at, w34, sec),
+        claim("table4-e", "Table 4: test $e$ (%), robust training, trade-off adjusted",
+              lambda k: paper.TABLE4[k]["e"][1], lambda r: r.metrics["e_test"], tradeoff, at, w34, sec),
+        claim("tradeoff-gain", "one epoch of $E_0 + E_1$ makes the robust network 3-4x more accurate (ratio of test $e$)",
+              lambda k: round(paper.TABLE3[k][0] / paper.TABLE4[k]["e"][1], 1),
+              lambda r: robust.metrics["e_test"] / r.metrics["e_test"], tradeoff, at, w34, sec, better="higher"),
     ]
-    if p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
-        g = s.table5_network(p.sweep_width).metrics
-        out.append(Claim("table5-vmax", "Table 5: test $\\bar v_{\\max}$ (%), Gaussian augmentation $\\sigma$ = 0.055",
-                         t5["v_max"][1], theirs, g["v_max_test"], net, p.name, "sec-robust-table5", better="lower",
-                         smaller=small))
+    t5 = _larger(s, lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w))
+    if t5 is not None or p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
+        g, at5, w5 = (t5[1], LARGER, presets.get(LARGER).sweep_width) if t5 is not None else \
+            (s.table5_network(W), p.name, W)
+        out.append(claim("table5-vmax", "Table 5: test $\\bar v_{\\max}$ (%), Gaussian augmentation $\\sigma$ = 0.055",
+                         lambda k: paper.TABLE5[k]["v_max"][1], lambda r: r.metrics["v_max_test"], g, at5, w5,
+                         "sec-robust-table5"))
     deep = paper.TABLE3["deep"][1]
+    gauss, jac = s.best_result("gaussian"), s.best_result("jacobian")
+    small = small or W < 1024  # the paper's sweeps are of its 4M network (L = 1024)
     out += [
         Claim("robust-vs-gaussian", "robust training is ~2.3x less vulnerable than the best Gaussian augmentation "
               "(its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)", round(paper.BEST_GAUSSIAN_V_MAX / deep, 1), "20M vs 4M",

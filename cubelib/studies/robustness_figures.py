@@ -168,20 +168,15 @@ class Capacity:
 def capacity_floors(s: Robustness, device="cpu") -> Capacity:
     """The first layer's bound on v_max (cubelib.capacity) on the first attack_images test
     images: with L principal directions of the training images' oracle gradients, and with the
-    robust networks' own first layers."""
+    robust networks' own first layers (the stored analysis analyses.capacity_bound, so every
+    preset's numbers come from one code path)."""
     p = s.preset
-    ds = _dataset(p)
-    grad_O_test = data.oracle_gradients(ds.test, _n_images(p))
-    grad_O_train = data.oracle_gradients(ds.train, min(len(ds.train), NORM_IMAGES))
-    all_widths = sorted(set(FLOOR_WIDTHS) | set(p.widths))
-    pcs = capacity.principal_directions(grad_O_train, max(all_widths))  # leading first
-    floors = {L: float(capacity.floor(grad_O_test, pcs[:, :L]).mean()) for L in all_widths}
-    zero_network = float(capacity.floor(grad_O_test, None).mean())
-    own = {w: float(capacity.floor(grad_O_test, capacity.first_layer_basis(
-        store.network(experiments.robust(p, Robust(), w), device))).mean()) for w in p.widths}
+    found = stored_analyses.capacity_bound(p.name, device=device, floor_widths=FLOOR_WIDTHS, norm_images=NORM_IMAGES)
+    floors = {int(L): v for L, v in found["floors"].items()}
+    own = {int(w): row["own_floor"] for w, row in found["networks"].items()}
     W = p.sweep_width
     numbers = {"floor_W": floors[W], "floor_256": floors.get(256, float("nan")),
-               "floor_1024": floors.get(1024, float("nan")), "zero_network": zero_network, "own_W": own[W]}
+               "floor_1024": floors.get(1024, float("nan")), "zero_network": found["zero_network"], "own_W": own[W]}
     # the paper's smallest network at its own data, when its robust network and the analysis are stored
     larger = None if p.name in ("paper-small", "paper") else stored_analyses.capacity_bound("paper-small", compute=False)
     if larger is not None:
@@ -189,7 +184,7 @@ def capacity_floors(s: Robustness, device="cpu") -> Capacity:
         numbers.update({"ps_cap_images": larger["images"], "ps_cap_floor": larger["floors"]["256"],
                         "ps_cap_own": row["own_floor"], "ps_cap_vmax": row["v_max"],
                         "ps_cap_name": row["name"], "ps_cap_zero": larger["zero_network"]})
-    return Capacity(floors, zero_network, own, numbers, larger)
+    return Capacity(floors, found["zero_network"], own, numbers, larger)
 
 
 # --------------------------------------------------------------------------------------

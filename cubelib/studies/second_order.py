@@ -19,7 +19,7 @@ import torch
 
 from .. import analyses, data, experiments, geometry, paper, presets, report, store
 from .. import terms as T
-from ..claims import Claim, nearest, smaller
+from ..claims import Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from .accuracy import paper_number
@@ -443,7 +443,8 @@ def rows(s: SecondOrder) -> list[Claim]:
     against the paper's nearest network."""
     name, W = s.preset.name, s.best
     pw = nearest(W)
-    net, theirs, small = f"L = {W}", f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(name, W)
+    epochs = s.accuracy["second", W].epochs  # at paper-small fewer than the paper's (its name says how many)
+    net, theirs, small = network(name, W, epochs), f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(name, W, epochs)
     t1, t2, t6 = paper.TABLE1[pw][1], paper.TABLE2[pw][1], paper.TABLE6[pw][1]
     conv, first, second = s.e("conventional", W), s.e("first", W), s.e("second", W)
     out = [
@@ -460,9 +461,11 @@ def rows(s: SecondOrder) -> list[Claim]:
     if robust_nets:
         n = robust_nets[-1]
         pn = nearest(n.width)
-        r = s.robust[n.label, True, True].metrics
+        stored = s.robust[n.label, True, True]
+        r = stored.metrics
         t8 = paper.TABLE8[pn]
-        rn, rtheirs, rsmall = f"L = {n.width}", f"{paper.WEIGHTS_MILLIONS[pn]}M", smaller(name, n.width)
+        rn, rtheirs = network(name, n.width, stored.epochs), f"{paper.WEIGHTS_MILLIONS[pn]}M"
+        rsmall = smaller(name, n.width, stored.epochs)
         out += [Claim("table8-vmax", "Table 8: test $\\bar v_{\\max}$ (%), second-order robust training, trade-off adjusted",
                       t8["v_max"][1], rtheirs, r["v_max_test"], rn, name, "sec-second-tables78", better="lower",
                       smaller=rsmall),
