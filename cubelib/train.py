@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 import signal
 import threading
 import time
@@ -68,13 +69,24 @@ def tf32(device: torch.device, on: bool):
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
+class _Serial(contextlib.nullcontext):
+    """An executor that runs each call at once, in this thread."""
+
+    def submit(self, fn, *args) -> Future:
+        done = Future()
+        done.set_result(fn(*args))
+        return done
+
+
 def train(recipe: Recipe, ds: data.Dataset, device="cpu", checkpoint: Path | None = None,
           checkpoint_seconds: float = 300.0, progress: bool = True, desc: str = "train",
-          until_epoch: int | None = None, time_limit: float | None = None) -> TrainResult:
+          until_epoch: int | None = None, time_limit: float | None = None, prefetch: bool = True) -> TrainResult:
     """Train a fresh network (or resume `checkpoint`) on `ds` according to `recipe`.
 
     `until_epoch` and `time_limit` (seconds of this call) stop early at an epoch boundary,
-    after a checkpoint; the result then has complete=False and a later call resumes."""
+    after a checkpoint; the result then has complete=False and a later call resumes.
+    `prefetch` draws each epoch's random directions in a worker thread while the previous
+    epoch trains (False: in this thread, when needed; the same bits either way)."""
     device = torch.device(device)
     rows, norms = trainset.prepare(recipe, ds, device)
     test_x, test_t = evaluate.flat_images(ds.test, device), ds.test.target.to(device, torch.float32)
@@ -95,23 +107,37 @@ def train(recipe: Recipe, ds: data.Dataset, device="cpu", checkpoint: Path | Non
             dir_gen.set_state(state["dir_generator"].cpu())
             curves, start, seconds = state["curves"], state["epoch"], state["seconds"]
 
+    schedule = [p for p in recipe.phases for _ in range(p.epochs)]  # the phase of each epoch
+
+    # An epoch's directions, noise and projections (20-70 % of a robust or Jacobian epoch,
+    # drawn serially on the CPU) are drawn by a worker thread while the epoch before trains:
+    # the same calls on the same generator in the same order, so the same bits.  Each draw
+    # returns the stream's state before it, which is what a checkpoint after the previous
+    # epoch must keep.
+    def draw(epoch):
+        state = dir_gen.get_state()
+        return state, trainset.draw_epoch(schedule[epoch], rows, dir_gen, device)
+
     def snapshot(epoch):
         if checkpoint is not None:
+            dir_state = pending.result()[0] if epoch < recipe.epochs else dir_gen.get_state()
             save(Path(checkpoint), {"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                    "generator": gen.get_state(), "dir_generator": dir_gen.get_state(),
+                                    "generator": gen.get_state(), "dir_generator": dir_state,
                                     "curves": curves, "epoch": epoch, "seconds": seconds})
 
-    schedule = [p for p in recipe.phases for _ in range(p.epochs)]  # the phase of each epoch
     last_save = started = time.monotonic()
     bar = tqdm(total=recipe.epochs, initial=start, desc=desc, unit="epoch", disable=not progress, mininterval=2.0)
-    with stop_on_interrupt() as interrupted, tf32(device, recipe.tf32), bar:
+    drawer = ThreadPoolExecutor(1) if prefetch else _Serial()
+    with stop_on_interrupt() as interrupted, tf32(device, recipe.tf32), bar, drawer:
+        pending = drawer.submit(draw, start) if start < recipe.epochs else None
         for epoch in range(start, recipe.epochs):
             phase = schedule[epoch]
             for group in opt.param_groups:
                 group["lr"] = phase.lr
             t0 = time.perf_counter()
             perm = torch.randperm(len(rows), generator=gen).to(device)
-            draws = trainset.draw_epoch(phase, rows, dir_gen, device)
+            _, draws = pending.result()
+            pending = drawer.submit(draw, epoch + 1) if epoch + 1 < recipe.epochs else None
             sums = {t.name: torch.zeros((), device=device) for t in phase.terms}
             chunks = torch.tensor_split(perm, recipe.batches)  # exactly recipe.batches batches
             for idx in chunks:

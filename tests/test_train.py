@@ -216,6 +216,22 @@ def test_robust_training_resumes_exactly_with_its_random_directions(ds, tmp_path
         assert torch.equal(p, q)
 
 
+def test_drawing_the_next_epoch_in_a_worker_thread_changes_no_bit(ds, tmp_path):
+    """Directions, noise and projections drawn ahead in a worker thread (the default) against
+    drawn in the training thread when needed: the same weights, and a checkpoint after epoch 1
+    keeps the direction stream as it was before epoch 2's draw."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    ahead = train.train(robust_recipe(), ds, checkpoint=a, progress=False, until_epoch=1)
+    serial = train.train(robust_recipe(), ds, checkpoint=b, progress=False, until_epoch=1, prefetch=False)
+    A, B = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert torch.equal(A["dir_generator"], B["dir_generator"]) and torch.equal(A["generator"], B["generator"])
+    for p, q in zip(ahead.model.parameters(), serial.model.parameters()):
+        assert torch.equal(p, q)
+    full = [train.train(robust_recipe(), ds, progress=False, prefetch=f).model for f in (True, False)]
+    for p, q in zip(full[0].parameters(), full[1].parameters()):
+        assert torch.equal(p, q)
+
+
 def test_second_order_robust_term_matches_torch_func_and_eq_51(ds):
     """R2_low (§5.4): the network's d2N/dD2 against nested torch.func jvps in float64, the
     oracle's d2O/dD2 of the training path (float32 tangent data) against oracle.expand on
