@@ -178,7 +178,8 @@ def _larger_numbers(s: Robustness) -> dict:
             continue
         r = row[1]
         out.update({f"{key}_{k}": r.metrics[f"{k}_test"] for k in ("e", "v_max", "v_sen", "v_inv")})
-        out.update({f"{key}_epochs": r.epochs, f"{key}_hours": r.provenance["train_seconds"] / 3600})
+        out.update({f"{key}_epochs": r.epochs, f"{key}_hours": r.provenance["train_seconds"] / 3600,
+                    f"{key}_device": r.provenance["device"]})
         theirs = {"e": paper.TABLE3[pw][0], "v_max": paper.TABLE3[pw][1]} if table is None else \
             {k: table[pw][k][1] for k in ("e", "v_max", "v_sen", "v_inv")}
         out.update({f"{key}_paper_{k}": v for k, v in theirs.items()})
