@@ -5,7 +5,7 @@ neighbour hits them alike.  Prints seconds per epoch of each and the ratio.  The
 free core (or a GPU) for the worker: with torch on one thread and another core idle, a robust
 epoch can at best fall to its steps' share (bench/epoch_parts.py).
 
-    python bench/prefetch.py [--preset quick] [--width 128] [--epochs 2] [--repeats 2] [--device cpu]
+    python bench/prefetch.py [--preset quick] [--width 128] [--epochs 5] [--repeats 2] [--device cpu]
 """
 import argparse
 import time
@@ -20,7 +20,7 @@ def main():
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--preset", default="quick", choices=presets.NAMES)
     a.add_argument("--width", type=int, default=128, help="hidden width L (>= 1)")
-    a.add_argument("--epochs", type=int, default=2, help="epochs timed per run (>= 2: the first draw is never ahead)")
+    a.add_argument("--epochs", type=int, default=5, help="epochs timed per run (>= 2: the first draw is never ahead)")
     a.add_argument("--repeats", type=int, default=2, help="runs of each mode (>= 1)")
     a.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = a.parse_args()
