@@ -121,6 +121,7 @@ def as_dict(c: Claim) -> dict:
 PAPER_WIDTHS = (256, 512, 1024, 2048)
 PAPER_EPOCHS = 2000  # §3.5: every network of the paper is trained for 2000 epochs
 FULL_SETUP = ("paper-small", "paper")  # presets with the paper's data and schedule
+LARGER = "paper-small"  # the full-setup preset whose stored networks a smaller build shows beside its own
 
 
 def nearest(width: int) -> int:

@@ -174,6 +174,20 @@ def load(exp: Experiment, root: Path | None = None) -> Result | None:
         return None
 
 
+def stored(exps: list[Experiment], root: Path | None = None) -> dict[str, Result]:
+    """The stored results among `exps`, by experiment name; nothing is trained, and a result
+    that is missing or made by code not recorded as equivalent is left out."""
+    out = {}
+    for e in exps:
+        try:
+            r = load(e, root)
+        except StaleResult:
+            r = None
+        if r is not None:
+            out[e.name] = r
+    return out
+
+
 def run(exp: Experiment, device="cpu", root: Path | None = None, progress: bool = True,
         time_limit: float | None = None) -> Result | None:
     """Load the result of `exp` or compute it.  Returns None if `time_limit` (seconds) ran out

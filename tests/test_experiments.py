@@ -1,5 +1,6 @@
 """The result store (immutable results with provenance, manifest, recorded code equivalences),
 the chapters' experiments built from presets, the summary table and the command line."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -68,8 +69,11 @@ def test_a_result_of_other_code_is_used_only_after_a_recorded_equivalence(env):
     with pytest.raises(store.StaleResult, match="not recorded as equivalent"):
         store.load(TINY)
     assert store.status([TINY])["stale"] == ["tiny"]
+    other = dataclasses.replace(TINY, name="never-trained")
+    assert store.stored([TINY, other]) == {}  # a stale result is left out like a missing one
     store.record_equivalence("000000000000", "a test")
     assert store.load(TINY).e_test == stored["metrics"]["e_test"]
+    assert list(store.stored([TINY, other])) == ["tiny"]
     # equivalence is transitive: a later version equivalent to the current one accepts it too
     assert {"000000000000", store.code_version()} <= store.accepted_versions()
 

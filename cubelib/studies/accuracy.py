@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import experiments, paper, plots, presets, store
-from ..claims import Claim, nearest, network, smaller
+from ..claims import FULL_SETUP, LARGER, Claim, nearest, network, smaller
 from ..report import Table
 
 METHODS = ("conventional", "first")
@@ -54,17 +54,15 @@ def paper_number(v: float) -> str:
     return f"{v:#.3g}" if abs(v) >= 1 else f"{v:#.2g}"
 
 
-LARGER = "paper-small"  # the preset whose stored networks a smaller build shows beside its own
-
-
 def larger_results(p: presets.Preset) -> dict:
-    """The stored networks of Tables 1-2 at `paper-small` (the paper's smallest network, data
-    and schedule) for a build at a smaller preset: (method, width) -> Result; none are trained."""
-    if p.name in ("paper-small", "paper"):
+    """The stored networks of Tables 1-2 at `LARGER` (the paper's smallest network, data and
+    schedule) for a build at a smaller preset: (method, width) -> Result; none are trained."""
+    if p.name in FULL_SETUP:
         return {}
     q = presets.get(LARGER)
-    found = {(m, w): store.load(experiments.accuracy(q, m, w)) for m in METHODS for w in q.widths}
-    return {k: r for k, r in found.items() if r is not None}
+    exps = {(m, w): experiments.accuracy(q, m, w) for m in METHODS for w in q.widths}
+    found = store.stored(list(exps.values()))
+    return {k: found[e.name] for k, e in exps.items() if e.name in found}
 
 
 def _larger_label(w: int) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import analyses, directions, evaluate, experiments, paper, presets, report
 from .. import store
-from ..claims import FULL_SETUP, Claim, nearest, network, smaller
+from ..claims import FULL_SETUP, LARGER, Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from ..store import Result
@@ -75,31 +75,24 @@ class Robustness:
 # --------------------------------------------------------------------------------------
 # The study: stored results, tables, numbers
 
-LARGER = "paper-small"  # the paper's smallest network at the paper's data and schedule
-
-
 def larger_results(p: Preset) -> dict:
-    """The stored networks of this chapter at `paper-small`, for a build at a smaller preset:
+    """The stored networks of this chapter at `LARGER`, for a build at a smaller preset:
     experiment name -> Result (nothing is trained; a result of code not recorded as equivalent
     is left out)."""
-    if p.name in FULL_SETUP:
-        return {}
-    out = {}
-    for e in experiments.robust_experiments(presets.get(LARGER)):
-        try:
-            r = store.load(e)
-        except store.StaleResult:
-            r = None
-        if r is not None:
-            out[e.name] = r
-    return out
+    return {} if p.name in FULL_SETUP else store.stored(experiments.robust_experiments(presets.get(LARGER)))
 
 
-def _larger(s: "Robustness", make) -> tuple[str, Result] | None:
-    """(label, result) of `make(LARGER's preset, its sweep width)` when stored, e.g.
+# The network of Tables 3, 4 and 5 at a preset and width (Table 5: sigma = 0.055, the whole schedule)
+TABLE_NETWORK = {3: lambda q, w: experiments.robust(q, Robust(), w),
+                 4: lambda q, w: experiments.robust(q, Robust(tradeoff=True), w),
+                 5: lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w)}
+
+
+def _larger(s: "Robustness", table: int) -> tuple[str, Result] | None:
+    """(label, result) of Table `table`'s network at LARGER's sweep width when stored, e.g.
     "L = 256, `paper-small`, 500 epochs" (the epochs when fewer than its schedule)."""
     q = presets.get(LARGER)
-    r = s.larger.get(make(q, q.sweep_width).name)
+    r = s.larger.get(TABLE_NETWORK[table](q, q.sweep_width).name)
     if r is None:
         return None
     return f"L = {q.sweep_width}, `{LARGER}`" + ("" if r.epochs == q.epochs else f", {r.epochs} epochs"), r
@@ -169,12 +162,10 @@ def _larger_numbers(s: Robustness) -> dict:
     """The `LARGER` networks of Tables 3-5 for the text, where stored: ps_t3_*, ps_t4_*, ps_t5_*
     (test e, v_max, v_sen, v_inv in %, epochs, training hours) and the paper's test values."""
     out = {}
-    nets = {"ps_t3": (lambda q, w: experiments.robust(q, Robust(), w), None),
-            "ps_t4": (lambda q, w: experiments.robust(q, Robust(tradeoff=True), w), paper.TABLE4),
-            "ps_t5": (lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w), paper.TABLE5)}
+    nets = {"ps_t3": (3, None), "ps_t4": (4, paper.TABLE4), "ps_t5": (5, paper.TABLE5)}
     pw = nearest(presets.get(LARGER).sweep_width)
-    for key, (make, table) in nets.items():
-        if (row := _larger(s, make)) is None:
+    for key, (number, table) in nets.items():
+        if (row := _larger(s, number)) is None:
             continue
         r = row[1]
         out.update({f"{key}_{k}": r.metrics[f"{k}_test"] for k in ("e", "v_max", "v_sen", "v_inv")})
@@ -202,8 +193,8 @@ def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
         t3.add(*_ours(label, s.robust(Robust(deep=deep), w).metrics))
         t4.add(*_ours(label, s.robust(Robust(deep=deep, tradeoff=True), w).metrics))
     shown = False
-    for table, kind in ((t3, Robust()), (t4, Robust(tradeoff=True))):
-        if (row := _larger(s, lambda q, w: experiments.robust(q, kind, w))) is not None:
+    for table, number in ((t3, 3), (t4, 4)):
+        if (row := _larger(s, number)) is not None:
             table.add(*_ours(row[0], row[1].metrics))
             shown = True
     if shown:
@@ -220,7 +211,7 @@ def _table_5(s: Robustness) -> report.Table:
                       subtitle=f", Gaussian augmentation, $\\sigma$ = {sigma}, clean images")
     for w in s.preset.widths:
         t5.add(*_ours(f"L = {w}", s.table5_network(w).metrics))
-    if (row := _larger(s, lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w))) is not None:
+    if (row := _larger(s, 5)) is not None:
         t5.add(*_ours(row[0], row[1].metrics))
         t5.note = _larger_note()
     for label, millions, k in PAPER_NETS:
@@ -463,7 +454,7 @@ def rows(s: Robustness) -> list[Claim]:
 
     # Tables 3-4 from the paper's smallest network where both of its robust networks are stored
     at, w34 = p.name, W
-    big = [_larger(s, lambda q, w: experiments.robust(q, kind, w)) for kind in (Robust(), Robust(tradeoff=True))]
+    big = [_larger(s, 3), _larger(s, 4)]
     if all(big):
         (_, robust), (_, tradeoff) = big
         at, w34 = LARGER, presets.get(LARGER).sweep_width
@@ -479,7 +470,7 @@ def rows(s: Robustness) -> list[Claim]:
               lambda k: round(paper.TABLE3[k][0] / paper.TABLE4[k]["e"][1], 1),
               lambda r: robust.metrics["e_test"] / r.metrics["e_test"], tradeoff, at, w34, sec, better="higher"),
     ]
-    t5 = _larger(s, lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w))
+    t5 = _larger(s, 5)
     if t5 is not None or p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
         g, at5, w5 = (t5[1], LARGER, presets.get(LARGER).sweep_width) if t5 is not None else \
             (s.table5_network(W), p.name, W)

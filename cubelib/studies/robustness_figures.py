@@ -14,6 +14,7 @@ from .. import analyses as stored_analyses
 from .. import capacity, data, directions, experiments, paper, plots, report, robustness
 from .. import store
 from .. import terms as T
+from ..claims import FULL_SETUP, LARGER
 from ..experiments import Robust
 from ..presets import Preset
 from .robustness import FAMILIES, FLOOR_WIDTHS, NORM_IMAGES, Robustness, SWEEP_LABELS, SWEEP_TITLES, long_results
@@ -178,7 +179,7 @@ def capacity_floors(s: Robustness, device="cpu") -> Capacity:
     numbers = {"floor_W": floors[W], "floor_256": floors.get(256, float("nan")),
                "floor_1024": floors.get(1024, float("nan")), "zero_network": found["zero_network"], "own_W": own[W]}
     # the paper's smallest network at its own data, when its robust network and the analysis are stored
-    larger = None if p.name in ("paper-small", "paper") else stored_analyses.capacity_bound("paper-small", compute=False)
+    larger = None if p.name in FULL_SETUP else stored_analyses.capacity_bound(LARGER, compute=False)
     if larger is not None:
         row = larger["networks"]["256"]
         numbers.update({"ps_cap_images": larger["images"], "ps_cap_floor": larger["floors"]["256"],
