@@ -390,7 +390,7 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     """Tables 3-5 get a row for each stored network of the larger preset (smoke stands in for
     paper-small: the same networks, so the rows must equal the build's own), its numbers reach
     the text, and the intro's Tables 3-5 claims come from it."""
-    from cubelib.studies import robustness as R
+    from cubelib.studies import robustness as R, robustness_figures
     monkeypatch.setattr(R, "LARGER", "smoke")
     s, q = R.study("smoke"), presets.get("smoke")
     W = q.sweep_width
@@ -406,3 +406,17 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     found = {c.id: c for c in R.rows(s)}
     assert found["table4-e"].ours == adjusted.e_test and found["table4-e"].preset == "smoke"
     assert found["table5-vmax"].ours == s.table5_network(W).v_max_test
+    # its sweeps: the stored points, and (robust network and whole sweep stored) the baseline claims
+    for method in ("gaussian", "jacobian"):
+        best = s.best_result(method)
+        assert s.numbers[f"ps_{method}_best_v"] == best.v_max_test and s.numbers[f"ps_{method}_of"] == 1
+        # the claim reads the larger preset's sweep: make its point differ from the build's own
+        (v, r), = R.larger_sweep(s, method).items()
+        s.larger[r.name] = dataclasses.replace(r, metrics={**r.metrics, "v_max_test": 2 * r.v_max_test})
+        claim = {c.id: c for c in R.rows(s)}[f"robust-vs-{method}"]
+        assert claim.ours == 2 * best.v_max_test / s.robust().v_max_test and claim.preset == "smoke"
+    assert "ps_short_v" not in s.numbers  # the sweep's sigma = 0.055 network is Table 5's own here
+    fig = robustness_figures.plot_sweeps(s)
+    labels = [t.get_text() for leg in fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
+              for t in leg.get_texts()]
+    assert sum(R.larger_label(q.epochs) in x for x in labels) == 2  # one entry per legend, not per panel

@@ -120,15 +120,31 @@ def study(preset, device="cpu") -> Robustness:
     s.long = _long_table(s)
     s.numbers = {**_setup_numbers(s), **_table_numbers(s), **_sweep_numbers(s), **_curve_numbers(s),
                  **_claim_numbers(s, verdict), **_long_numbers(s), **_high_numbers(s), **_summary_numbers(s),
-                 **_larger_numbers(s)}
+                 **_larger_numbers(s), **_larger_sweep_numbers(s)}
     return s
 
 
+def _sweep_experiments(p: Preset, method: str) -> dict:
+    """strength -> Experiment of the `method` sweep ("gaussian": sigma, "jacobian": c^2) at the sweep width."""
+    if method == "gaussian":
+        return {v: experiments.gaussian_sweep(p, v) for v in p.sigmas}
+    return {v: experiments.jacobian(p, v, p.sweep_width) for v in p.jacobian_weights}
+
+
 def _sweep(p: Preset, results: dict, method: str) -> dict:
-    """strength -> Result of the `method` sweep ("gaussian": sigma, "jacobian": c^2) at the sweep width."""
-    build, values = {"gaussian": (experiments.gaussian_sweep, p.sigmas),
-                     "jacobian": (lambda p, c2: experiments.jacobian(p, c2, p.sweep_width), p.jacobian_weights)}[method]
-    return {v: results[build(p, v).name] for v in values}
+    """strength -> Result of the `method` sweep at the sweep width."""
+    return {v: results[e.name] for v, e in _sweep_experiments(p, method).items()}
+
+
+def larger_label(epochs: int) -> str:
+    """A `LARGER` network's name in a figure, e.g. "L = 256, paper-small, 500 epochs"."""
+    return f"L = {presets.get(LARGER).sweep_width}, {LARGER}, {epochs} epochs"
+
+
+def larger_sweep(s: Robustness, method: str) -> dict:
+    """strength -> Result: the stored points of `LARGER`'s `method` sweep (none at a full-setup build)."""
+    exps = _sweep_experiments(presets.get(LARGER), method)
+    return {v: s.larger[e.name] for v, e in exps.items() if e.name in s.larger}
 
 
 def _nets(p: Preset) -> list[tuple[str, bool, int]]:
@@ -176,6 +192,31 @@ def _larger_numbers(s: Robustness) -> dict:
         out.update({f"{key}_paper_{k}": v for k, v in theirs.items()})
     if "ps_t5_v_max" in out and s.preset.sweep_width in s.preset.widths:  # the build's own, for comparison
         out["ps_t5_own_v_max"] = s.table5_network(s.preset.sweep_width).v_max_test
+    return out
+
+
+def _larger_sweep_numbers(s: Robustness) -> dict:
+    """`LARGER`'s sweeps where stored (ps_gaussian_*, ps_jacobian_*: points, the best stored
+    point, whether the sweep is complete) and the cost of its shortened schedule measured at
+    Table 5's sigma: the sweep's network against Table 5's (ps_short_*)."""
+    out = {}
+    q = presets.get(LARGER)
+    for method in ("gaussian", "jacobian"):
+        found = larger_sweep(s, method)
+        if not found:
+            continue
+        b = analyses.best(analyses.scores(found))
+        values = sorted(found)
+        out[f"ps_{method}_where"] = _where(sorted(_sweep_experiments(q, method)).index(b), len(_sweep_experiments(q, method)))
+        out.update({f"ps_{method}_points": ", ".join(f"{v:g}: {found[v].v_max_test:.1f} %" for v in values),
+                    f"ps_{method}_stored": len(found), f"ps_{method}_of": len(_sweep_experiments(q, method)),
+                    f"ps_{method}_best": b, f"ps_{method}_best_v": found[b].v_max_test,
+                    f"ps_{method}_best_e": found[b].e_test, f"ps_{method}_epochs": found[b].epochs})
+    short, whole = larger_sweep(s, "gaussian").get(experiments.TABLE5_SIGMA), _larger(s, 5)
+    if short is not None and whole is not None and short.epochs < whole[1].epochs:
+        out.update({"ps_short_epochs": short.epochs, "ps_short_e": short.e_test, "ps_short_v": short.v_max_test,
+                    "ps_whole_epochs": whole[1].epochs, "ps_whole_e": whole[1].e_test,
+                    "ps_whole_v": whole[1].v_max_test})
     return out
 
 
@@ -338,6 +379,12 @@ def _table_numbers(s: Robustness) -> dict:
         "L_lo": int(lo)}
 
 
+def _where(i: int, n: int) -> str:
+    """Where the best of n sweep points (the i-th) lies, in words."""
+    return "at the end of the sweep, so the true minimum may lie beyond it" if i == n - 1 else \
+        "at the start of the sweep" if i == 0 else "inside the sweep"
+
+
 def _sweep_numbers(s: Robustness) -> dict:
     out = {}
     for method, sw in s.sweeps.items():
@@ -347,8 +394,7 @@ def _sweep_numbers(s: Robustness) -> dict:
         out[f"{method}_best_v"] = float(sw["v_max_test"][i])
         out[f"{method}_best_e"] = float(sw["e_test"][i])
         over = [v for v, sen, inv in zip(values, sw["v_sen_test"], sw["v_inv_test"]) if inv >= sen]
-        out[f"{method}_where"] = "at the end of the sweep, so the true minimum may lie beyond it" \
-            if i == len(values) - 1 else "at the start of the sweep" if i == 0 else "inside the sweep"
+        out[f"{method}_where"] = _where(i, len(values))
         out[f"{method}_takeover"] = f"overtakes the sensitivity attack from {SWEEP_SYMBOLS[method]} = {over[0]:g}" \
             if over else "never overtakes the sensitivity attack in this sweep"
     gauss = s.sweeps["gaussian"]
@@ -443,9 +489,6 @@ def rows(s: Robustness) -> list[Claim]:
     width against the paper's nearest network; Tables 3-5 at `paper-small` where stored."""
     p, W = s.preset, s.preset.sweep_width
     robust, tradeoff = s.robust(width=W), s.robust(Robust(tradeoff=True), W)
-    plain = robust.metrics
-    # the robust networks' schedule names ours (at paper-small: 500 of the paper's 2000 epochs)
-    net, small = network(p.name, W, robust.epochs), smaller(p.name, W, robust.epochs)
 
     def claim(id, text, table, value, r, at, w, sec, better="lower"):
         pw = nearest(w)
@@ -478,22 +521,28 @@ def rows(s: Robustness) -> list[Claim]:
                          lambda k: paper.TABLE5[k]["v_max"][1], lambda r: r.metrics["v_max_test"], g, at5, w5,
                          "sec-robust-table5"))
     deep = paper.TABLE3["deep"][1]
-    gauss, jac = s.best_result("gaussian"), s.best_result("jacobian")
-    small = small or W < 1024  # the paper's sweeps are of its 4M network (L = 1024)
-    out += [
-        Claim("robust-vs-gaussian", "robust training is ~2.3x less vulnerable than the best Gaussian augmentation "
-              "(its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)", round(paper.BEST_GAUSSIAN_V_MAX / deep, 1), "20M vs 4M",
-              gauss.v_max_test / plain["v_max_test"], net, p.name, "sec-robust-claim", better="higher",
-              smaller=small),
-        Claim("robust-vs-jacobian", "... and than the best Jacobian regularisation (its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)",
-              round(paper.BEST_JACOBIAN_V_MAX / deep, 1), "20M vs 4M", jac.v_max_test / plain["v_max_test"], net,
-              p.name, "sec-robust-claim", better="higher", smaller=small),
-    ]
+    texts = {"gaussian": ("robust-vs-gaussian", "robust training is ~2.3x less vulnerable than the best Gaussian "
+                          "augmentation (its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)", paper.BEST_GAUSSIAN_V_MAX),
+             "jacobian": ("robust-vs-jacobian", "... and than the best Jacobian regularisation (its $\\bar v_{\\max}$ / "
+                          "robust $\\bar v_{\\max}$)", paper.BEST_JACOBIAN_V_MAX)}
+    for method, (id, text, theirs) in texts.items():
+        # from LARGER where its robust network and the whole sweep are stored (equal schedules)
+        found = larger_sweep(s, method)
+        if big[0] is not None and len(found) == len(_sweep_experiments(presets.get(LARGER), method)):
+            rob, best = big[0][1], found[analyses.best(analyses.scores(found))]
+            at_b, w_b = LARGER, presets.get(LARGER).sweep_width
+        else:
+            rob, best, at_b, w_b = s.robust(width=W), s.best_result(method), p.name, W
+        # the paper's sweeps are of its 4M network (L = 1024)
+        out.append(Claim(id, text, round(theirs / deep, 1), "20M vs 4M", best.v_max_test / rob.v_max_test,
+                         network(at_b, w_b, rob.epochs), at_b, "sec-robust-claim", better="higher",
+                         smaller=smaller(at_b, w_b, rob.epochs) or w_b < 1024))
     # the abstract's "limited only by network capacity": v_max falls as the network grows
     if len(p.widths) > 1:
         a, b = p.widths[-2], p.widths[-1]
         per_doubling = (s.robust(width=a).v_max_test / s.robust(width=b).v_max_test) ** (1 / math.log2(b / a))
         out.append(Claim("capacity", "robustness grows with capacity: robust $\\bar v_{\\max}$ falls per doubling of L by",
                          round(paper.TABLE3[256][1] / paper.TABLE3[512][1], 2), "0.6M -> 1.5M", per_doubling,
-                         f"L = {a} -> {b}", p.name, "sec-robust-capacity", better="higher", smaller=small))
+                         f"L = {a} -> {b}", p.name, "sec-robust-capacity", better="higher",
+                         smaller=smaller(p.name, W, s.robust(width=W).epochs) or W < 1024))
     return out

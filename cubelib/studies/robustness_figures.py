@@ -17,7 +17,8 @@ from .. import terms as T
 from ..claims import FULL_SETUP, LARGER
 from ..experiments import Robust
 from ..presets import Preset
-from .robustness import FAMILIES, FLOOR_WIDTHS, NORM_IMAGES, Robustness, SWEEP_LABELS, SWEEP_TITLES, long_results
+from .robustness import (FAMILIES, FLOOR_WIDTHS, NORM_IMAGES, Robustness, SWEEP_LABELS, SWEEP_TITLES,
+                         larger_label, larger_sweep, long_results)
 
 
 # --------------------------------------------------------------------------------------
@@ -247,10 +248,17 @@ def plot_spectra(a: Analyses):
 
 
 def plot_sweeps(s: Robustness):
-    """Figs. 6-7: error and vulnerabilities along the sigma and c^2 sweeps, against robust training."""
+    """Figs. 6-7: error and vulnerabilities along the sigma and c^2 sweeps, against robust
+    training; hollow squares: the stored points of `LARGER`'s sweeps (its smallest network)."""
     rob_t = s.robust(Robust(tradeoff=True)).metrics
     fig, axes = plots.figure(2, 2, height=2.7)
     for col, (method, sw) in enumerate(s.sweeps.items()):
+        if found := larger_sweep(s, method):
+            values = sorted(found)
+            label = larger_label(found[values[0]].epochs)
+            style = dict(ls="--", marker="s", mfc="none", color="0.35", lw=0.9)
+            axes[0, col].plot(values, [found[v].e_test for v in values], **style, label=f"{label} (test)")
+            axes[1, col].plot(values, [found[v].v_max_test for v in values], **style, label=f"{label} ({VMAX})")
         values = sw["values"]
         ax = axes[0, col]
         ax.plot(values, sw["e_train"], "o:", label="training")
@@ -268,8 +276,11 @@ def plot_sweeps(s: Robustness):
             ax.set_xlabel(SWEEP_LABELS[method])
             ax.set_xscale("log" if method == "jacobian" else "linear")
             ax.set_yscale("log")
-    for row in axes:
-        plots.legend_outside(row[-1], "right")
+    for row in axes:  # one legend per row, with the entries of both columns (the larger preset's may be in one)
+        entries = {}
+        for ax in row[::-1]:
+            entries.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+        plots.legend_outside(row[-1], "right", handles=list(entries.values()), labels=list(entries))
     plots.log_ticks(*axes.flat)
     return fig
 
