@@ -59,7 +59,11 @@ def _run(a) -> None:
         if left is not None and left <= 0:
             print(f"{exp.name}: not started, time limit reached")
             continue
-        res = store.run(exp, device=device, time_limit=left)
+        try:
+            res = store.run(exp, device=device, time_limit=left)
+        except store.Busy as busy:  # another job trains it: go on with the others
+            print(f"{exp.name}: skipped, {busy}", flush=True)
+            continue
         if res is None:
             print(f"{exp.name}: stopped by the time limit, checkpoint kept; run again to resume")
             continue

@@ -48,6 +48,43 @@ class TrainingDisabled(RuntimeError):
     """CUBELIB_NO_TRAIN is set and a result is missing."""
 
 
+class Busy(RuntimeError):
+    """Another process is training this experiment (it holds its training lock)."""
+
+
+_HELD: dict[Path, int] = {}  # training locks this process holds: lock file -> nesting depth
+
+
+@contextlib.contextmanager
+def training_lock(exp: Experiment, root: Path | None = None):
+    """Exclusive, non-blocking, per experiment and across processes (an flock on its
+    checkpoint's `.lock` file, released when the holder exits or dies): two processes that
+    train one network would both spend its hours and race to write its result.  Re-entrant
+    within a process, so `run` can hold it across `compute` and `write`."""
+    import fcntl
+    path = exp.checkpoint_path(root)
+    path = path.with_name(path.name + ".lock")
+    if path in _HELD:
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{exp.name} is being trained by another process (it holds {path}); "
+                       f"wait for it to finish or stop it, then run again") from None
+        _HELD[path] = 1
+        try:
+            yield
+        finally:
+            del _HELD[path]
+
+
 @contextlib.contextmanager
 def training(allowed: bool):
     """Within: `run` and `analysis` may compute what is missing only if `allowed` (else they
@@ -197,10 +234,14 @@ def run(exp: Experiment, device="cpu", root: Path | None = None, progress: bool 
         return found
     if os.environ.get("CUBELIB_NO_TRAIN"):
         raise TrainingDisabled(f"{exp.path(root)} is missing and CUBELIB_NO_TRAIN is set")
-    computed = compute(exp, device, root, progress, time_limit)
-    if computed is None:
-        return None
-    return write(exp, *computed, root=root)
+    with training_lock(exp, root):  # Busy if another process trains it
+        found = load(exp, root)  # it may have finished between our first look and the lock
+        if found is not None:
+            return found
+        computed = compute(exp, device, root, progress, time_limit)
+        if computed is None:
+            return None
+        return write(exp, *computed, root=root)
 
 
 def compute(exp: Experiment, device="cpu", root: Path | None = None, progress: bool = True,
@@ -209,6 +250,11 @@ def compute(exp: Experiment, device="cpu", root: Path | None = None, progress: b
     no result: (the result file's content, the weights as a CPU state dict or None over
     SMALL_MODEL weights), for `write`; None if `time_limit` ran out first.  `run` is `load`,
     else `compute` then `write`; a sweep's worker computes and its driver writes (sweep.py)."""
+    with training_lock(exp, root):  # Busy if another process trains it
+        return _compute(exp, device, root, progress, time_limit)
+
+
+def _compute(exp, device, root, progress, time_limit):
     started = time.monotonic()
     ds = data.load(exp.data, device=device, progress=progress)
     if time_limit is not None:  # building the data set counts against the limit too

@@ -97,6 +97,31 @@ def test_no_train_mode_refuses_to_train(env, monkeypatch):
         store.run(TINY, progress=False)
 
 
+def test_a_network_trained_by_another_process_is_refused_not_trained_twice(env):
+    import fcntl
+    lock = TINY.checkpoint_path().with_name(TINY.checkpoint_path().name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as other:  # another open file: what a second process would hold
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(store.Busy, match="tiny is being trained by another process"):
+            store.run(TINY, progress=False)
+        with pytest.raises(store.Busy):
+            store.compute(TINY, progress=False)  # a sweep's worker takes the same lock
+        assert not TINY.checkpoint_path().exists() and not TINY.path().exists()
+        env_vars = {"CUBELIB_CACHE": str(env / "cache"), "CUBELIB_RESULTS": str(env / "results")}
+        exps = experiments.accuracy_experiments(presets.get("smoke"))
+        held = exps[0]
+        lock2 = held.checkpoint_path().with_name(held.checkpoint_path().name + ".lock")
+        with open(lock2, "w") as other2:
+            fcntl.flock(other2, fcntl.LOCK_EX)
+            out = _cli("run", "accuracy", "--preset", "smoke", env_vars=env_vars)
+        assert out.returncode == 0, out.stderr
+        assert f"{held.name}: skipped, {held.name} is being trained by another process" in out.stdout
+        assert all(f"{e.name}: e_train" in out.stdout for e in exps[1:] if e.parent is None)
+    assert store.run(TINY, progress=False).curves["epoch"] == [1, 2, 3]  # released: trains now
+    assert store.run(TINY, progress=False) is not None  # and its own lock is re-entrant, then free
+
+
 def test_time_limit_stops_and_a_later_call_resumes(env):
     assert store.run(TINY, progress=False, time_limit=0.0) is None
     assert TINY.checkpoint_path().exists()
