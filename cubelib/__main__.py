@@ -146,7 +146,10 @@ def main(argv=None) -> int:
         if a.tables:
             print(summary.paper_tables(a.preset).markdown())
             return 0
-        rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
+        try:
+            rows = summary.rows(a.preset, compute=not a.no_compute, device=_device(a.device))
+        except store.Busy as busy:
+            sys.exit(f"summary: {busy}; --no-compute prints what is stored without training")
         json.dump([claims.as_dict(c) for c in rows], sys.stdout, indent=1)
         print()
     return 0

@@ -261,7 +261,12 @@ def _compute(exp, device, root, progress, time_limit):
         time_limit = max(0.0, time_limit - (time.monotonic() - started))
     ck = exp.checkpoint_path(root)
     if exp.parent is not None and not ck.exists():
-        _continue_parent(exp, ck, root)
+        try:  # without its parent's final checkpoint a child trains the parent's epochs itself
+            with training_lock(exp.parent, root):
+                _continue_parent(exp, ck, root)
+        except Busy:
+            raise Busy(f"{exp.name} continues from {exp.parent.name}'s final checkpoint, and another process "
+                       f"is training {exp.parent.name}; run it once that has finished") from None
     res = train.train(exp.recipe, ds, device=device, checkpoint=ck, progress=progress, desc=exp.name,
                       time_limit=time_limit)
     if not res.complete:

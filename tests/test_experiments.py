@@ -115,11 +115,32 @@ def test_a_network_trained_by_another_process_is_refused_not_trained_twice(env):
         with open(lock2, "w") as other2:
             fcntl.flock(other2, fcntl.LOCK_EX)
             out = _cli("run", "accuracy", "--preset", "smoke", env_vars=env_vars)
+            busy = _cli("summary", "--preset", "smoke", env_vars=env_vars)
+        assert busy.returncode != 0 and "is being trained by another process" in busy.stderr
+        assert "--no-compute prints what is stored" in busy.stderr and "Traceback" not in busy.stderr
         assert out.returncode == 0, out.stderr
         assert f"{held.name}: skipped, {held.name} is being trained by another process" in out.stdout
         assert all(f"{e.name}: e_train" in out.stdout for e in exps[1:] if e.parent is None)
     assert store.run(TINY, progress=False).curves["epoch"] == [1, 2, 3]  # released: trains now
-    assert store.run(TINY, progress=False) is not None  # and its own lock is re-entrant, then free
+    assert store._HELD == {}  # run took the lock again inside compute (re-entrant) and let it go
+    with open(lock, "w") as after:
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: raises BlockingIOError otherwise
+
+
+def test_a_child_whose_parent_is_being_trained_waits_for_it(env):
+    """A trade-off child without its parent's final checkpoint would train the parent's epochs
+    again: while another process trains the parent, the child is Busy too."""
+    import fcntl
+    p = presets.get("smoke")
+    child = experiments.robust(p, Robust(tradeoff=True), p.widths[0])
+    parent = child.parent
+    lock = parent.checkpoint_path().with_name(parent.checkpoint_path().name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(store.Busy, match=f"{child.name} continues from {parent.name}'s final checkpoint"):
+            store.run(child, progress=False)
+    assert not child.checkpoint_path().exists() and not child.path().exists()
 
 
 def test_time_limit_stops_and_a_later_call_resumes(env):
