@@ -466,3 +466,27 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     labels = [t.get_text() for leg in fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
               for t in leg.get_texts()]
     assert sum(R.larger_label(q.epochs) in x for x in labels) == 2  # one entry per legend, not per panel
+    # a sweep not trained to the end: its best is provisional, and the claim keeps the build's own
+    real = R._sweep_experiments
+
+    def planned(p, method):  # the larger sweep plans one more sigma than is stored
+        exps = real(p, method)
+        if method == "gaussian" and p.name == R.LARGER:
+            (v, e), = exps.items()
+            exps = {v: e, 2 * v: dataclasses.replace(e, name=e.name + "-not-stored")}
+        return exps
+    monkeypatch.setattr(R, "_sweep_experiments", planned)
+    n = R._larger_sweep_numbers(s)
+    v = min(R.larger_sweep(s, "gaussian"))
+    assert n["ps_gaussian_where"] == f"the lowest so far (σ = {2 * v:g} not trained yet)"
+    assert n["ps_gaussian_of"] == 2 and n["ps_gaussian_stored"] == 1 and not n["ps_gaussian_compared"]
+    assert n["ps_jacobian_compared"] and n["ps_jacobian_where"] == "the sweep's only point"
+    claim = {c.id: c for c in R.rows(s)}["robust-vs-gaussian"]
+    assert claim.ours == s.best_result("gaussian").v_max_test / s.robust().v_max_test  # not the doubled point
+    # only the Gaussian column has larger points (as while the Jacobian sweep trains): both legends say so
+    for r in list(R.larger_sweep(s, "jacobian").values()):
+        del s.larger[r.name]
+    fig = robustness_figures.plot_sweeps(s)
+    legends = fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
+    assert len(legends) == 2 and all(any(R.larger_label(q.epochs) in t.get_text() for t in leg.get_texts())
+                                     for leg in legends)

@@ -147,6 +147,21 @@ def larger_sweep(s: Robustness, method: str) -> dict:
     return {v: s.larger[e.name] for v, e in exps.items() if e.name in s.larger}
 
 
+def larger_best(s: Robustness, method: str) -> float | None:
+    """The strength of the lowest stored test v_max of `LARGER`'s `method` sweep (None: none stored)."""
+    found = larger_sweep(s, method)
+    return analyses.best(analyses.scores(found)) if found else None
+
+
+def larger_compared(s: Robustness, method: str) -> tuple[Result, Result] | None:
+    """(robust network, best of the sweep) at `LARGER` once its robust network and the whole
+    `method` sweep are stored (equal schedules): the pair the claims compare; else None."""
+    robust, found = _larger(s, 3), larger_sweep(s, method)
+    if robust is None or len(found) < len(_sweep_experiments(presets.get(LARGER), method)):
+        return None
+    return robust[1], found[larger_best(s, method)]
+
+
 def _nets(p: Preset) -> list[tuple[str, bool, int]]:
     """(label, deep, width) of the networks of Tables 3-5: the preset's widths, then its deep network."""
     nets = [(f"L = {w}", False, w) for w in p.widths]
@@ -205,18 +220,18 @@ def _larger_sweep_numbers(s: Robustness) -> dict:
         found = larger_sweep(s, method)
         if not found:
             continue
-        b = analyses.best(analyses.scores(found))
-        values = sorted(found)
-        out[f"ps_{method}_where"] = _where(sorted(_sweep_experiments(q, method)).index(b), len(_sweep_experiments(q, method)))
-        out.update({f"ps_{method}_points": ", ".join(f"{v:g}: {found[v].v_max_test:.1f} %" for v in values),
-                    f"ps_{method}_stored": len(found), f"ps_{method}_of": len(_sweep_experiments(q, method)),
+        b, planned, sym = larger_best(s, method), sorted(_sweep_experiments(q, method)), SWEEP_SYMBOLS[method]
+        out.update({f"ps_{method}_where": _where(planned.index(b), len(planned), sym, missing=set(planned) - set(found)),
+                    f"ps_{method}_points": ", ".join(f"{sym} = {v:g}: {found[v].v_max_test:.1f} %" for v in sorted(found)),
+                    f"ps_{method}_stored": len(found), f"ps_{method}_of": len(planned),
                     f"ps_{method}_best": b, f"ps_{method}_best_v": found[b].v_max_test,
-                    f"ps_{method}_best_e": found[b].e_test, f"ps_{method}_epochs": found[b].epochs})
+                    f"ps_{method}_best_e": found[b].e_test, f"ps_{method}_epochs": found[b].epochs,
+                    f"ps_{method}_compared": larger_compared(s, method) is not None})
     short, whole = larger_sweep(s, "gaussian").get(experiments.TABLE5_SIGMA), _larger(s, 5)
     if short is not None and whole is not None and short.epochs < whole[1].epochs:
         out.update({"ps_short_epochs": short.epochs, "ps_short_e": short.e_test, "ps_short_v": short.v_max_test,
                     "ps_whole_epochs": whole[1].epochs, "ps_whole_e": whole[1].e_test,
-                    "ps_whole_v": whole[1].v_max_test})
+                    "ps_whole_v": whole[1].v_max_test, "ps_short_sigma": experiments.TABLE5_SIGMA})
     return out
 
 
@@ -379,8 +394,13 @@ def _table_numbers(s: Robustness) -> dict:
         "L_lo": int(lo)}
 
 
-def _where(i: int, n: int) -> str:
-    """Where the best of n sweep points (the i-th) lies, in words."""
+def _where(i: int, n: int, symbol: str = "", missing=()) -> str:
+    """Where the best of n sweep points (the i-th, in increasing strength) lies, in words;
+    `missing`: the sweep's strengths not trained yet, so a minimum beside one is provisional."""
+    if n == 1:
+        return "the sweep's only point"
+    if missing:  # the minimum may move to a point not trained yet
+        return f"the lowest so far ({', '.join(f'{symbol} = {v:g}' for v in sorted(missing))} not trained yet)"
     return "at the end of the sweep, so the true minimum may lie beyond it" if i == n - 1 else \
         "at the start of the sweep" if i == 0 else "inside the sweep"
 
@@ -527,10 +547,8 @@ def rows(s: Robustness) -> list[Claim]:
                           "robust $\\bar v_{\\max}$)", paper.BEST_JACOBIAN_V_MAX)}
     for method, (id, text, theirs) in texts.items():
         # from LARGER where its robust network and the whole sweep are stored (equal schedules)
-        found = larger_sweep(s, method)
-        if big[0] is not None and len(found) == len(_sweep_experiments(presets.get(LARGER), method)):
-            rob, best = big[0][1], found[analyses.best(analyses.scores(found))]
-            at_b, w_b = LARGER, presets.get(LARGER).sweep_width
+        if (pair := larger_compared(s, method)) is not None:
+            (rob, best), at_b, w_b = pair, LARGER, presets.get(LARGER).sweep_width
         else:
             rob, best, at_b, w_b = s.robust(width=W), s.best_result(method), p.name, W
         # the paper's sweeps are of its 4M network (L = 1024)
