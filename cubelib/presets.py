@@ -173,11 +173,12 @@ _PAPER = Preset(
 # ~2.3x a first-order one (bench/epoch_parts.py: their random directions are drawn on the
 # CPU); 2000 epochs of every network would take ~100 CPU-hours.  The sweeps bracket their
 # best v_max: at 500 epochs the sigma sweep still falls at 0.17 (23.9 %), so it goes on to
-# 0.25; the Jacobian sweep spans 1-100 because at quick (L = 128) v_max falls monotonically
-# from c^2 = 0.01 to 100 (125 -> 27 %), and c^2 = 0.1 (92 % there) is not expected to be the best
+# 0.25; the Jacobian sweep spans 10-1000 because at quick (L = 128) v_max falls from 125 % at
+# c^2 = 0.01 to its lowest, 27.5 %, at 100 and rises again at 1000 (27.9 %); c^2 = 1 (65.6 %
+# there) is not expected to be the best
 _PAPER_SMALL = dataclasses.replace(
     _PAPER, name="paper-small", widths=(256,), derivative_epochs=500, sweep_width=256, high_width=None, deep_width=None,
-    sigmas=(0.02, 0.055, 0.095, 0.17, 0.25), jacobian_weights=(1.0, 10.0, 100.0), baseline_width=256,
+    sigmas=(0.02, 0.055, 0.095, 0.17, 0.25), jacobian_weights=(10.0, 100.0, 1000.0), baseline_width=256,
     baseline_sweep=None, noise_images=512, oracle_images=500, attack_images=256)
 
 PRESETS = {p.name: p for p in (_SMOKE, _QUICK, _PAPER_SMALL, _PAPER)}
