@@ -348,3 +348,17 @@ def test_bfloat16_training_trains_and_evaluates_in_float32(ds):
         assert torch.equal(p, q)  # still deterministic
         assert not torch.equal(p, r)  # and really another computation than float32
     assert abs(a.curves["e_test"][-1] / f.curves["e_test"][-1] - 1) < 0.05
+
+
+def test_the_bfloat16_speed_note_follows_the_measured_ratio_and_the_cpu_flags():
+    from cubelib.studies import precision
+    amx = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n"
+    epyc = "processor\t: 0\nflags\t\t: fpu sse avx2 fma\n"
+    assert precision.bf16_units(amx) == ["amx_bf16"] and precision.bf16_units(epyc) == []
+    assert precision.bf16_units("processor\t: 0\n") is None  # no flags line: unknown
+    assert precision.speed_note(0.5, []) == ""  # faster: nothing to explain
+    assert "no bfloat16 matrix instructions" in precision.speed_note(7.3, [])
+    assert "although this CPU has amx_bf16" in precision.speed_note(1.2, ["amx_bf16"])
+    assert precision.speed_note(1.2, None) == "Here bfloat16 is slower."
+    units = precision.bf16_units()  # this machine's own /proc/cpuinfo, where there is one
+    assert units is None or set(units) <= {"amx_bf16", "avx512_bf16"}

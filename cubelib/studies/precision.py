@@ -104,6 +104,32 @@ def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dty
     return best_time(step, repeat, device)
 
 
+def bf16_units(cpuinfo: str | None = None) -> list[str] | None:
+    """The bfloat16 matrix instructions this CPU reports ("amx_bf16", "avx512_bf16") among the
+    flags of /proc/cpuinfo (or of `cpuinfo`, its text); None where that cannot be read."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return None
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
+    return None if flags is None else [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+
+
+def speed_note(ratio: float, units: list[str] | None) -> str:
+    """What the execution page says of a bf16 / fp32 step-time `ratio` on a CPU with `units`."""
+    if ratio < 1:
+        return ""
+    if units is None:
+        return "Here bfloat16 is slower."
+    if not units:
+        return ("Here bfloat16 is slower: this CPU reports no bfloat16 matrix instructions (neither AMX nor "
+                "AVX-512 BF16), so its products are emulated; the option only pays where the hardware has them.")
+    return (f"Here bfloat16 is slower although this CPU has {' and '.join(units)}: at this size converting the "
+            f"operands costs more than the faster products save.")
+
+
 def speed(width: int = 256, batch: int = 2310, repeat: int = 3) -> dict:
     """One step of orders 1 and 2 in float32 and bfloat16, timed in the same run on this
     machine (the execution page's speed numbers)."""
