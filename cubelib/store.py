@@ -213,7 +213,8 @@ def load(exp: Experiment, root: Path | None = None) -> Result | None:
 
 def stored(exps: list[Experiment], root: Path | None = None) -> dict[str, Result]:
     """The stored results among `exps`, by experiment name; nothing is trained, and a result
-    that is missing or made by code not recorded as equivalent is left out."""
+    that is missing or made by code not recorded as equivalent is left out.  A corrupt file
+    raises ValueError, as `load` does: it is a defect to mend, not a result to skip."""
     out = {}
     for e in exps:
         try:

@@ -23,7 +23,7 @@ CHAPTERS = {
                      experiments.second_order_experiments),
 }
 # the presets whose stored results replace a build's own, largest first
-LARGER = {"smoke": (), "quick": ("paper", "paper-small"), "paper-small": ("paper",), "paper": ()}
+LARGER_PRESETS = {"smoke": (), "quick": ("paper", "paper-small"), "paper-small": ("paper",), "paper": ()}
 
 
 def _stored(preset: str, needs) -> bool:
@@ -41,7 +41,7 @@ def chapter_claims(chapter: str, preset, compute: bool = True, device="cpu") -> 
     p = presets.get(preset)
     make, needs = CHAPTERS[chapter]
     if needs is not None:
-        for larger in LARGER[p.name]:
+        for larger in LARGER_PRESETS[p.name]:
             if _stored(larger, needs):
                 try:
                     with store.training(False):
