@@ -86,11 +86,15 @@ def main():
     args = a.parse_args()
     if args.width < 1 or args.batches < 1 or args.rounds < 1:
         a.error("--width, --batches and --rounds must be positive")
+    from cubelib import presets
+    p = presets.get(args.preset)
     if args.batch_size is not None:
-        from cubelib import presets
-        most = presets.get(args.preset).n_train // (args.batches + 1)  # the timed steps and one untimed
+        most = p.n_train // (args.batches + 1)  # the timed steps and one untimed
         if not 1 <= args.batch_size <= most:
             a.error(f"--batch-size must be in [1, {most}] for {args.batches} + 1 steps of preset {args.preset}")
+    elif args.batches + 1 > p.batches:
+        a.error(f"--batches must be in [1, {p.batches - 1}]: preset {args.preset} has {p.batches} batches an epoch "
+                f"and one step is not timed (or set --batch-size)")
     if args.child:
         return child(args.preset, args.width, args.batches, args.batch_size)
     found = {False: [], True: []}
