@@ -478,7 +478,7 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     monkeypatch.setattr(R, "_sweep_experiments", planned)
     n = R._larger_sweep_numbers(s)
     v = min(R.larger_sweep(s, "gaussian"))
-    assert n["ps_gaussian_where"] == f"the lowest so far (σ = {2 * v:g} not trained yet)"
+    assert n["ps_gaussian_where"] == f"provisional while σ = {2 * v:g} is not trained"
     assert n["ps_gaussian_of"] == 2 and n["ps_gaussian_stored"] == 1 and not n["ps_gaussian_compared"]
     assert n["ps_jacobian_compared"] and n["ps_jacobian_where"] == "the sweep's only point"
     claim = {c.id: c for c in R.rows(s)}["robust-vs-gaussian"]

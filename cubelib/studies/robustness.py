@@ -400,7 +400,8 @@ def _where(i: int, n: int, symbol: str = "", missing=()) -> str:
     if n == 1:
         return "the sweep's only point"
     if missing:  # the minimum may move to a point not trained yet
-        return f"the lowest so far ({', '.join(f'{symbol} = {v:g}' for v in sorted(missing))} not trained yet)"
+        names = [f"{symbol} = {v:g}" for v in sorted(missing)]
+        return f"provisional while {', '.join(names)} {'is' if len(names) == 1 else 'are'} not trained"
     return "at the end of the sweep, so the true minimum may lie beyond it" if i == n - 1 else \
         "at the start of the sweep" if i == 0 else "inside the sweep"
 
