@@ -481,6 +481,9 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     assert n["ps_gaussian_where"] == f"provisional while σ = {2 * v:g} is not trained"
     assert n["ps_gaussian_of"] == 2 and n["ps_gaussian_stored"] == 1 and not n["ps_gaussian_compared"]
     assert n["ps_jacobian_compared"] and n["ps_jacobian_where"] == "the sweep's only point"
+    s.numbers.update(n)
+    text = R.larger_sweeps_text(s)
+    assert f"the lowest {n['ps_gaussian_best_v']:.1f} % at σ = {v:g}" in text and "provisional while" in text
     claim = {c.id: c for c in R.rows(s)}["robust-vs-gaussian"]
     assert claim.ours == s.best_result("gaussian").v_max_test / s.robust().v_max_test  # not the doubled point
     # only the Gaussian column has larger points (as while the Jacobian sweep trains): both legends say so

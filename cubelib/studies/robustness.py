@@ -235,6 +235,27 @@ def _larger_sweep_numbers(s: Robustness) -> dict:
     return out
 
 
+def larger_sweeps_text(s: Robustness) -> str:
+    """The paragraph on `LARGER`'s stored sweep points under the sweeps figure ("" if none)."""
+    n, q = s.numbers, presets.get(LARGER)
+    found = [m for m in ("gaussian", "jacobian") if f"ps_{m}_points" in n]
+    if not found:
+        return ""
+    parts = [f"{SWEEP_TITLES[m]}, {n[f'ps_{m}_stored']} of its {n[f'ps_{m}_of']} networks (test $\\bar v_{{\\max}}$ at "
+             f"{n[f'ps_{m}_points']}), the lowest {n[f'ps_{m}_best_v']:.1f} % at {SWEEP_SYMBOLS[m]} = "
+             f"{n[f'ps_{m}_best']:g} (test error {n[f'ps_{m}_best_e']:.1f} %), {n[f'ps_{m}_where']}" for m in found]
+    compared = all(n.get(f"ps_{m}_compared") for m in ("gaussian", "jacobian"))
+    short = (f" The shortened schedule has a price, measured at σ = {n['ps_short_sigma']:g}: {n['ps_short_epochs']} "
+             f"epochs end at a test error of {n['ps_short_e']:.2f} % and $\\bar v_{{\\max}}$ = {n['ps_short_v']:.1f} %, "
+             f"the whole {n['ps_whole_epochs']} epochs (Table 5's network) at {n['ps_whole_e']:.2f} % and "
+             f"{n['ps_whole_v']:.1f} %. Robust training {'is therefore' if compared else 'will therefore be'} compared "
+             f"with the sweeps, of equal schedules, not with Table 5's network"
+             f"{'' if compared else ', once its network and both sweeps are stored'}." if "ps_short_v" in n else "")
+    return (f"The hollow squares are the paper's smallest network on the paper's data (preset `{q.name}`, "
+            f"$L$ = {q.sweep_width}), trained for {n[f'ps_{found[0]}_epochs']} epochs like its robust networks: "
+            + "; ".join(parts) + "." + short)
+
+
 def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
     p = s.preset
     prov = s.robust().provenance
