@@ -52,7 +52,7 @@ class Busy(RuntimeError):
     """Another process is training this experiment (it holds its training lock)."""
 
 
-_HELD: dict[Path, int] = {}  # training locks this process holds: lock file -> nesting depth
+_HELD: set[Path] = set()  # the lock files of the training locks this process holds
 
 
 @contextlib.contextmanager
@@ -64,12 +64,8 @@ def training_lock(exp: Experiment, root: Path | None = None):
     import fcntl
     path = exp.checkpoint_path(root)
     path = path.with_name(path.name + ".lock")
-    if path in _HELD:
-        _HELD[path] += 1
-        try:
-            yield
-        finally:
-            _HELD[path] -= 1
+    if path in _HELD:  # held further out in this process (run -> compute), which releases it
+        yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
@@ -78,11 +74,11 @@ def training_lock(exp: Experiment, root: Path | None = None):
         except BlockingIOError:
             raise Busy(f"{exp.name} is being trained by another process (it holds {path}); "
                        f"wait for it to finish or stop it, then run again") from None
-        _HELD[path] = 1
+        _HELD.add(path)
         try:
             yield
         finally:
-            del _HELD[path]
+            _HELD.discard(path)
 
 
 @contextlib.contextmanager

@@ -122,7 +122,7 @@ def test_a_network_trained_by_another_process_is_refused_not_trained_twice(env):
         assert f"{held.name}: skipped, {held.name} is being trained by another process" in out.stdout
         assert all(f"{e.name}: e_train" in out.stdout for e in exps[1:] if e.parent is None)
     assert store.run(TINY, progress=False).curves["epoch"] == [1, 2, 3]  # released: trains now
-    assert store._HELD == {}  # run took the lock again inside compute (re-entrant) and let it go
+    assert not store._HELD  # run took the lock again inside compute (re-entrant) and let it go
     with open(lock, "w") as after:
         fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: raises BlockingIOError otherwise
 
