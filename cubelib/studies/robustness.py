@@ -417,7 +417,7 @@ def _table_numbers(s: Robustness) -> dict:
 
 def _where(i: int, n: int, symbol: str = "", missing=()) -> str:
     """Where the best of n sweep points (the i-th, in increasing strength) lies, in words;
-    `missing`: the sweep's strengths not trained yet, so a minimum beside one is provisional."""
+    `missing`: the sweep's strengths not trained yet (any of them may hold the minimum)."""
     if n == 1:
         return "the sweep's only point"
     if missing:  # the minimum may move to a point not trained yet
