@@ -486,6 +486,32 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     assert f"the lowest {n['ps_gaussian_best_v']:.1f} % at σ = {v:g}" in text and "provisional while" in text
     claim = {c.id: c for c in R.rows(s)}["robust-vs-gaussian"]
     assert claim.ours == s.best_result("gaussian").v_max_test / s.robust().v_max_test  # not the doubled point
+    # the price of the shortened schedule (paper-small: its sweep has 500 epochs, Table 5's network
+    # 2000): give Table 5 a network of its own with four times the epochs and half the errors
+    short = R.larger_sweep(s, "gaussian")[experiments.TABLE5_SIGMA]
+    whole_exp = dataclasses.replace(R.TABLE_NETWORK[5](q, W), name=short.name + "-whole-schedule")
+    monkeypatch.setitem(R.TABLE_NETWORK, 5, lambda p, w: whole_exp)
+    recipe = {**short.config["recipe"], "phases": [{**ph, "epochs": 4 * ph["epochs"]}
+                                                   for ph in short.config["recipe"]["phases"]]}
+    s.larger[whole_exp.name] = dataclasses.replace(
+        short, name=whole_exp.name, config={**short.config, "recipe": recipe},
+        metrics={**short.metrics, "e_test": short.e_test / 2, "v_max_test": short.v_max_test / 2})
+    n = R._larger_sweep_numbers(s)
+    assert (n["ps_short_epochs"], n["ps_whole_epochs"]) == (short.epochs, 4 * short.epochs)
+    assert (n["ps_short_e"], n["ps_whole_e"], n["ps_whole_v"]) == (short.e_test, short.e_test / 2,
+                                                                  short.v_max_test / 2)
+    s.numbers.update(n)
+    text = R.larger_sweeps_text(s)
+    assert (f"{short.epochs} epochs end at a test error of {short.e_test:.2f} % and $\\bar v_{{\\max}}$ = "
+            f"{short.v_max_test:.1f} %, the whole {4 * short.epochs} epochs (Table 5's network) at "
+            f"{short.e_test / 2:.2f} %") in text
+    assert "will therefore be compared" in text and "once its network and both sweeps are stored" in text
+    monkeypatch.setattr(R, "_sweep_experiments", real)  # the whole sweep stored: the comparison is made
+    s.numbers.update(R._larger_sweep_numbers(s))
+    text = R.larger_sweeps_text(s)
+    assert "is therefore compared with the sweeps" in text and "once its network" not in text
+    monkeypatch.setattr(R, "_sweep_experiments", planned)
+    del s.larger[whole_exp.name]
     # only the Gaussian column has larger points (as while the Jacobian sweep trains): both legends say so
     for r in list(R.larger_sweep(s, "jacobian").values()):
         del s.larger[r.name]
