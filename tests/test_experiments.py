@@ -432,6 +432,36 @@ def test_paper_tables_show_stored_results_and_checkpoints_and_train_nothing(env,
     assert out.returncode == 0 and f"| Table 1 | {conv.name} | 4 | e |" in out.stdout
 
 
+def test_the_accuracy_chapter_describes_the_larger_presets_curves_from_their_medians():
+    """The paragraphs on the paper-small networks of Tables 1-2, from constructed learning
+    curves with known medians: around epoch 500 and before the drop to lr 1e-4 (conventional,
+    2000 epochs), half-way and before the drop (first-derivative, 500 epochs)."""
+    from cubelib.studies import accuracy
+
+    def result(phases, test_at, e_train, e_test, seconds):
+        epochs = list(range(0, sum(phases) + 1, 10))
+        return store.Result(name="n", key="k", metrics={"e_train": e_train, "e_test": e_test},
+                            curves={"epoch": epochs, "e_test": [test_at(ep) for ep in epochs]},
+                            provenance={"train_seconds": seconds},
+                            config={"recipe": {"phases": [{"epochs": n} for n in phases]}})
+    conv = result((1950, 50), lambda ep: 3.0 if ep <= 1000 else 1.5 if ep <= 1950 else 1.0, 0.7, 1.0, 7200)
+    first = result((488, 12), lambda ep: 2.0 if ep < 300 else 0.8, 0.2, 0.4, 11000)
+    n = accuracy._larger_numbers({("conventional", 256): conv, ("first", 256): first})
+    assert (n["ps_conv_e500"], n["ps_conv_before"], n["ps_conv_switch"]) == (3.0, 1.5, 1950)
+    assert (n["ps_first_half"], n["ps_first_half_epoch"], n["ps_first_before"]) == (2.0, 244, 0.8)
+    assert n["ps_gain"] == 2.5 and abs(n["ps_epoch_cost"] - (11000 / 500) / (7200 / 2000)) < 1e-12
+    conv_text, first_text = accuracy.larger_text(n).split("\n\n")
+    assert "ends at 0.70 % on the training set and 1.00 % on the test set" in conv_text
+    assert "around epoch 500 is 3.00 %" in conv_text and "3.0 times the final one" in conv_text
+    assert "falling to 1.50 % before the drop to $10^{-4}$ at epoch 1950, and the last 50 epochs" in conv_text
+    assert "costs 6.1 times as much per epoch, so it gets 500 epochs (3.1 hours" in first_text
+    assert "gain of 2.5×" in first_text and "2.00 % around epoch 244 and 0.80 % before the drop" in first_text
+    # only the first-derivative network stored: no cost or gain against a missing conventional one
+    alone = accuracy.larger_text(accuracy._larger_numbers({("first", 256): first}))
+    assert alone.startswith("First-derivative training of the same network gets 500 epochs") and "gain" not in alone
+    assert accuracy.larger_text(accuracy._larger_numbers({})) == ""
+
+
 def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, monkeypatch):
     """Tables 3-5 get a row for each stored network of the larger preset (smoke stands in for
     paper-small: the same networks, so the rows must equal the build's own), its numbers reach
