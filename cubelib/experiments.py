@@ -86,8 +86,14 @@ def accuracy(preset, method: str, width: int, seed: int = 0, epochs: int | None 
 
 
 def accuracy_experiments(preset) -> list[Experiment]:
+    """Tables 1-2 at the preset's widths; where the preset shortens derivative training
+    (derivative_epochs), conventional training on that schedule too: what the shorter schedule
+    costs, and first-derivative training's gain at equal epochs."""
     p = _preset(preset)
-    return [accuracy(p, m, w) for w in p.widths for m in ("conventional", "first")]
+    out = [accuracy(p, m, w) for w in p.widths for m in ("conventional", "first")]
+    if p.derivative_epochs is not None:
+        out += [accuracy(p, "conventional", w, epochs=p.derivative_epochs) for w in p.widths]
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -199,6 +199,16 @@ def test_paper_small_shortens_derivative_training_only_and_names_it():
     assert j.name == "robustness-paper-small-jacobian-1-e500-L256" and j.recipe.epochs == 500
     t = experiments.robust(p, experiments.Robust(tradeoff=True), 256)
     assert t.recipe.epochs == 501 and t.parent.name == "robustness-paper-small-robust-e500-L256"
+    # conventional training on the shortened schedule too (the price of the schedule, the gain at
+    # equal epochs), only where a preset shortens; the chapter's study trains exactly these
+    from cubelib.studies import accuracy as A
+    short = experiments.accuracy(p, "conventional", 256, epochs=500)
+    assert short.name == "accuracy-paper-small-conventional-e500-L256"
+    assert short.recipe.phases == tuple(dataclasses.replace(ph, terms=(E0,)) for ph in first.recipe.phases)
+    for q in ("paper-small", "quick", "paper"):
+        assert sorted(e.name for e in A._experiments(presets.get(q)).values()) == \
+            sorted(e.name for e in experiments.accuracy_experiments(q))
+    assert short in experiments.accuracy_experiments(p) and len(experiments.accuracy_experiments("quick")) == 4
     # the paper preset keeps the paper's schedule everywhere
     assert experiments.accuracy("paper", "first", 256).recipe.epochs == 2000
 
@@ -440,9 +450,10 @@ def test_the_accuracy_chapter_describes_the_larger_presets_curves_from_their_med
 
     def result(phases, test_at, e_train, e_test, seconds):
         epochs = list(range(0, sum(phases) + 1, 10))
-        return store.Result(name="n", key="k", metrics={"e_train": e_train, "e_test": e_test},
+        return store.Result(name="n", key="k", metrics={"e_train": e_train, "e_test": e_test, "n_weights": 6e5},
                             curves={"epoch": epochs, "e_test": [test_at(ep) for ep in epochs]},
-                            provenance={"train_seconds": seconds},
+                            provenance={"train_seconds": seconds, "device": "cpu", "git_commit": "0" * 40,
+                                        "torch": "2", "date": "2026-12-01"},
                             config={"recipe": {"phases": [{"epochs": n} for n in phases]}})
     conv = result((1950, 50), lambda ep: 3.0 if ep <= 1000 else 1.5 if ep <= 1950 else 1.0, 0.7, 1.0, 7200)
     first = result((488, 12), lambda ep: 2.0 if ep < 300 else 0.8, 0.2, 0.4, 11000)
@@ -457,6 +468,33 @@ def test_the_accuracy_chapter_describes_the_larger_presets_curves_from_their_med
     assert "costs 6.1 times as much per epoch, so it gets 500 epochs (3.1 hours" in first_text
     assert "gain of 2.5×" in first_text and "2.00 % around epoch 244 and 0.80 % before the drop" in first_text
     # only the first-derivative network stored: no cost or gain against a missing conventional one
+    # conventional training on the same 500-epoch schedule: the price of the schedule, the gain at
+    # equal epochs and the extrapolation it allows
+    short = result((488, 12), lambda ep: 4.0, 1.5, 2.0, 1800)
+    n = accuracy._larger_numbers({("conventional", 256): conv, ("first", 256): first, (accuracy.SHORT, 256): short})
+    assert (n["ps_short_conv_ratio"], n["ps_equal_gain"], n["ps_first_extrapolated"]) == (2.0, 5.0, 0.2)
+    first_text = accuracy.larger_text(n).split("\n\n")[1]
+    assert ("same 500-epoch schedule ends at 2.00 %, so at equal epochs first-derivative training is 5.0× more "
+            "accurate") in first_text and "gain of 2.5×" not in first_text
+    assert "costs conventional training a factor 2.0 (2.00 % against 1.00 % after 2000 epochs)" in first_text
+    assert "would end near 0.20 %, against the paper's 0.17 %: an extrapolation" in first_text
+    assert "not measured here" not in first_text and "still falling when the schedule ends: the test" in first_text
+    # Tables 1-2 and the intro's gain: first-derivative training against the equal-epoch network
+    larger = {("conventional", 256): conv, ("first", 256): first, (accuracy.SHORT, 256): short}
+    p = presets.get("quick")
+    own = {(m, w): conv if m == "conventional" else first for w in p.widths for m in accuracy.METHODS}
+    t1, t2 = accuracy._tables(p, own, {w: 2.5 for w in p.widths}, larger)
+    assert [r[0] for r in t1.rows if "paper-small" in r[0]] == ["L = 256, `paper-small`",
+                                                                "L = 256, `paper-small`, 500 epochs"]
+    ps, = [r for r in t2.rows if "paper-small" in r[0]]
+    assert ps[0] == "L = 256, `paper-small`, 500 epochs" and ps[-1] == 5.0 and "(equal epochs)" in t2.note
+    s = accuracy.Accuracy(preset=p, experiments={}, results=own, best=max(p.widths), gains={}, numbers={},
+                          grad_norms={max(p.widths): (1.0, 1.0)}, table1=t1, table2=t2, setup_table=t1,
+                          grad_table=t1, larger=larger)
+    found = {c.id: c for c in accuracy.rows(s)}
+    assert found["first-gain"].ours == 5.0 and found["table1-e"].ours == 1.0 and found["table2-e"].ours == 0.4
+    del larger[accuracy.SHORT, 256]  # not stored: against Table 1's 2000-epoch network, as before
+    assert {c.id: c for c in accuracy.rows(s)}["first-gain"].ours == 2.5
     alone = accuracy.larger_text(accuracy._larger_numbers({("first", 256): first}))
     assert alone.startswith("First-derivative training of the same network gets 500 epochs") and "gain" not in alone
     assert accuracy.larger_text(accuracy._larger_numbers({})) == ""
