@@ -91,9 +91,14 @@ def accuracy_experiments(preset) -> list[Experiment]:
     costs, and first-derivative training's gain at equal epochs."""
     p = _preset(preset)
     out = [accuracy(p, m, w) for w in p.widths for m in ("conventional", "first")]
-    if p.derivative_epochs is not None:
-        out += [accuracy(p, "conventional", w, epochs=p.derivative_epochs) for w in p.widths]
-    return out
+    return out + [e for w in p.widths if (e := conventional_short(p, w)) is not None]
+
+
+def conventional_short(preset, width: int) -> Experiment | None:
+    """Conventional training on the preset's shortened derivative schedule (None where the
+    preset does not shorten it): what the schedule costs, and the gain at equal epochs."""
+    p = _preset(preset)
+    return None if p.derivative_epochs is None else accuracy(p, "conventional", width, epochs=p.derivative_epochs)
 
 
 # --------------------------------------------------------------------------------------

@@ -72,9 +72,7 @@ def _experiments(p: presets.Preset) -> dict:
     """(method, width) -> Experiment: Tables 1-2 at `p`'s widths, and (SHORT, width) where `p`
     shortens derivative training (the networks of experiments.accuracy_experiments)."""
     exps = {(m, w): experiments.accuracy(p, m, w) for w in p.widths for m in METHODS}
-    if p.derivative_epochs is not None:
-        exps.update({(SHORT, w): experiments.accuracy(p, "conventional", w, epochs=p.derivative_epochs)
-                     for w in p.widths})
+    exps.update({(SHORT, w): e for w in p.widths if (e := experiments.conventional_short(p, w)) is not None})
     return exps
 
 
