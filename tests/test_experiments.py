@@ -551,7 +551,7 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     assert n["ps_jacobian_compared"] and n["ps_jacobian_where"] == "the sweep's only point"
     s.numbers.update(n)
     text = R.larger_sweeps_text(s)
-    assert f"the lowest {n['ps_gaussian_best_v']:.1f} % at σ = {v:g}" in text and "provisional while" in text
+    assert f"The lowest is {n['ps_gaussian_best_v']:.1f} % at σ = {v:g}" in text and "provisional while" in text
     claim = {c.id: c for c in R.rows(s)}["robust-vs-gaussian"]
     assert claim.ours == s.best_result("gaussian").v_max_test / s.robust().v_max_test  # not the doubled point
     # the price of the shortened schedule (paper-small: its sweep has 500 epochs, Table 5's network
@@ -587,3 +587,49 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     legends = fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
     assert len(legends) == 2 and all(any(R.larger_label(q.epochs) in t.get_text() for t in leg.get_texts())
                                      for leg in legends)
+
+
+def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatch):
+    """Constructed three-point sweeps with known (v_sen, v_inv): where the invariance attack
+    takes over, and, when the lowest v_max is the sweep's last point, how the two attacks and
+    the error move from the takeover on; the rule is the one the build's own sweeps use."""
+    from cubelib.studies import robustness as R
+    assert R._takeover([30, 20, 15], [20, 21, 19]) == 1 and R._takeover([3, 2], [1, 1]) is None
+    assert R._takeover([1, 1], [1, 0]) == 0  # a tie counts as overtaken
+    monkeypatch.setattr(R, "LARGER", "smoke")
+    s = R.study("smoke")
+    (v, point), = R.larger_sweep(s, "gaussian").items()
+    real = R._sweep_experiments
+
+    def three(p, method):
+        exps = real(p, method)
+        if method == "gaussian" and p.name == R.LARGER:
+            exps = {k * v: dataclasses.replace(exps[v], name=f"{exps[v].name}-x{k}") for k in (1, 2, 3)}
+        return exps
+
+    def store_sweep(rows):  # (v_sen, v_inv, v_max, e) at 1v, 2v, 3v
+        for k, (sen, inv, vmax, e) in zip((1, 2, 3), rows):
+            name = f"{point.name}-x{k}"
+            s.larger[name] = dataclasses.replace(point, name=name, metrics={
+                **point.metrics, "v_sen_test": sen, "v_inv_test": inv, "v_max_test": vmax, "e_test": e})
+        for key in [k for k in s.numbers if k.startswith("ps_gaussian_")]:
+            del s.numbers[key]  # numbers of the previous constructed sweep
+        s.numbers.update(R._larger_sweep_numbers(s))
+        return R.larger_sweeps_text(s)
+
+    monkeypatch.setattr(R, "_sweep_experiments", three)
+    del s.larger[point.name]
+    text = store_sweep([(30, 20, 31, 3), (20, 21, 22, 5), (15, 19, 20, 9)])
+    assert s.numbers["ps_gaussian_takeover"] == f"overtakes the sensitivity attack from σ = {2 * v:g}"
+    assert f"The lowest is 20.0 % at σ = {3 * v:g} (test error 9.0 %), at the end of the sweep" in text
+    assert (f"Its invariance attack overtakes the sensitivity attack from σ = {2 * v:g} (the paper: from 0.1); "
+            f"from σ = {2 * v:g} on, $\\bar v_{{\\text{{inv}}}}$ stays within 19.0-21.0 %, while "
+            f"$\\bar v_{{\\text{{sen}}}}$ goes from 20.0 to 15.0 % and the test error from 5.0 to 9.0 %.") in text
+    # the lowest inside the sweep: nothing to explain
+    text = store_sweep([(30, 20, 31, 3), (20, 21, 19, 5), (15, 19, 20, 9)])
+    assert "ps_gaussian_tail" not in R._larger_sweep_numbers(s) and "stays within" not in text
+    assert f"The lowest is 19.0 % at σ = {2 * v:g} (test error 5.0 %), inside the sweep." in text
+    # the invariance attack never overtakes: said so, and no tail either
+    text = store_sweep([(30, 20, 31, 3), (25, 21, 26, 5), (22, 19, 23, 9)])
+    assert "Its invariance attack never overtakes the sensitivity attack in this sweep (the paper: from 0.1)." in text
+    assert "stays within" not in text

@@ -227,6 +227,17 @@ def _larger_sweep_numbers(s: Robustness) -> dict:
                     f"ps_{method}_best": b, f"ps_{method}_best_v": found[b].v_max_test,
                     f"ps_{method}_best_e": found[b].e_test, f"ps_{method}_epochs": found[b].epochs,
                     f"ps_{method}_compared": larger_compared(s, method) is not None})
+        # the split into the two attacks along the sweep: where the invariance attack takes over,
+        # and, if the lowest v_max is the last point, what still falls after the takeover
+        vals = sorted(found)
+        sen, inv, e = ([found[v].metrics[k] for v in vals] for k in ("v_sen_test", "v_inv_test", "e_test"))
+        k = _takeover(sen, inv)
+        out[f"ps_{method}_takeover"] = _takeover_text(vals, k, method)
+        if k is not None and k < len(vals) - 1 and b == vals[-1]:
+            out[f"ps_{method}_tail"] = (
+                f"from {sym} = {vals[k]:g} on, $\\bar v_{{\\text{{inv}}}}$ stays within {min(inv[k:]):.1f}-"
+                f"{max(inv[k:]):.1f} %, while $\\bar v_{{\\text{{sen}}}}$ goes from {sen[k]:.1f} to {sen[-1]:.1f} % "
+                f"and the test error from {e[k]:.1f} to {e[-1]:.1f} %")
     short, whole = larger_sweep(s, "gaussian").get(experiments.TABLE5_SIGMA), _larger(s, 5)
     if short is not None and whole is not None and short.epochs < whole[1].epochs:
         out.update({"ps_short_epochs": short.epochs, "ps_short_e": short.e_test, "ps_short_v": short.v_max_test,
@@ -241,9 +252,15 @@ def larger_sweeps_text(s: Robustness) -> str:
     found = [m for m in ("gaussian", "jacobian") if f"ps_{m}_points" in n]
     if not found:
         return ""
-    parts = [f"{SWEEP_TITLES[m]}, {n[f'ps_{m}_stored']} of its {n[f'ps_{m}_of']} networks (test $\\bar v_{{\\max}}$ at "
-             f"{n[f'ps_{m}_points']}), the lowest {n[f'ps_{m}_best_v']:.1f} % at {SWEEP_SYMBOLS[m]} = "
-             f"{n[f'ps_{m}_best']:g} (test error {n[f'ps_{m}_best_e']:.1f} %), {n[f'ps_{m}_where']}" for m in found]
+
+    def sweep(m):  # the sentences on one sweep
+        sym, paper_note = SWEEP_SYMBOLS[m], \
+            f" (the paper: from {paper.GAUSSIAN_INVARIANCE_TAKES_OVER:g})" if m == "gaussian" else ""
+        tail = f"; {n[f'ps_{m}_tail']}" if f"ps_{m}_tail" in n else ""
+        return (f" {SWEEP_TITLES[m]} ({n[f'ps_{m}_stored']} of {n[f'ps_{m}_of']} networks stored), test "
+                f"$\\bar v_{{\\max}}$ at {n[f'ps_{m}_points']}. The lowest is {n[f'ps_{m}_best_v']:.1f} % at {sym} = "
+                f"{n[f'ps_{m}_best']:g} (test error {n[f'ps_{m}_best_e']:.1f} %), {n[f'ps_{m}_where']}. Its invariance "
+                f"attack {n[f'ps_{m}_takeover']}{paper_note}{tail}.")
     compared = all(n.get(f"ps_{m}_compared") for m in ("gaussian", "jacobian"))
     short = (f" The shortened schedule has a price, measured at σ = {n['ps_short_sigma']:g}: {n['ps_short_epochs']} "
              f"epochs end at a test error of {n['ps_short_e']:.2f} % and $\\bar v_{{\\max}}$ = {n['ps_short_v']:.1f} %, "
@@ -252,8 +269,8 @@ def larger_sweeps_text(s: Robustness) -> str:
              f"with the sweeps, of equal schedules, not with Table 5's network"
              f"{'' if compared else ', once its network and both sweeps are stored'}." if "ps_short_v" in n else "")
     return (f"The hollow squares are the paper's smallest network on the paper's data (preset `{q.name}`, "
-            f"$L$ = {q.sweep_width}), trained for {n[f'ps_{found[0]}_epochs']} epochs like its robust networks: "
-            + "; ".join(parts) + "." + short)
+            f"$L$ = {q.sweep_width}), trained for {n[f'ps_{found[0]}_epochs']} epochs like its robust networks."
+            + "".join(sweep(m) for m in found) + short)
 
 
 def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
@@ -427,6 +444,19 @@ def _where(i: int, n: int, symbol: str = "", missing=()) -> str:
         "at the start of the sweep" if i == 0 else "inside the sweep"
 
 
+def _takeover(v_sen, v_inv) -> int | None:
+    """Index of the first sweep point (in increasing strength) where the invariance attack is at
+    least as strong as the sensitivity attack (None: nowhere)."""
+    return next((i for i, (sen, inv) in enumerate(zip(v_sen, v_inv)) if inv >= sen), None)
+
+
+def _takeover_text(values, i: int | None, method: str) -> str:
+    """What the invariance attack does along a sweep, given `_takeover`'s index."""
+    if i is None:
+        return "never overtakes the sensitivity attack in this sweep"
+    return f"overtakes the sensitivity attack from {SWEEP_SYMBOLS[method]} = {values[i]:g}"
+
+
 def _sweep_numbers(s: Robustness) -> dict:
     out = {}
     for method, sw in s.sweeps.items():
@@ -435,10 +465,8 @@ def _sweep_numbers(s: Robustness) -> dict:
         out[f"{method}_best"] = float(values[i])
         out[f"{method}_best_v"] = float(sw["v_max_test"][i])
         out[f"{method}_best_e"] = float(sw["e_test"][i])
-        over = [v for v, sen, inv in zip(values, sw["v_sen_test"], sw["v_inv_test"]) if inv >= sen]
         out[f"{method}_where"] = _where(i, len(values))
-        out[f"{method}_takeover"] = f"overtakes the sensitivity attack from {SWEEP_SYMBOLS[method]} = {over[0]:g}" \
-            if over else "never overtakes the sensitivity attack in this sweep"
+        out[f"{method}_takeover"] = _takeover_text(values, _takeover(sw["v_sen_test"], sw["v_inv_test"]), method)
     gauss = s.sweeps["gaussian"]
     out.update({"gauss_v_first": float(gauss["v_max_test"][0]), "gauss_v_last": float(gauss["v_max_test"][-1]),
                 "sigma_first": float(gauss["values"][0]), "sigma_last": float(gauss["values"][-1])})
