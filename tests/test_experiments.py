@@ -519,6 +519,17 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     assert s.numbers["ps_t4_e"] == adjusted.e_test and s.numbers["ps_t4_paper_e"] == paper.TABLE4[256]["e"][1]
     found = {c.id: c for c in R.rows(s)}
     assert found["table4-e"].ours == adjusted.e_test and found["table4-e"].preset == "smoke"
+    # the Tables 3-4 paragraph: its numbers, and robust training against the best of each sweep
+    text, rob = R.larger_tables34_text(s), s.robust()
+    assert (f"Robust training ends at a test error of {rob.e_test:.2f} % and $\\bar v_{{\\max}}$ = "
+            f"{rob.v_max_test:.1f} %") in text and f"After the trade-off epoch: {adjusted.e_test:.2f} %" in text
+    for method in ("gaussian", "jacobian"):
+        ratio = s.best_result(method).v_max_test / rob.v_max_test
+        vulnerable = "as" if round(ratio, 2) == 1 else "less" if ratio > 1 else "more"
+        assert (f"robust training is {vulnerable} vulnerable (the ratio of the two "
+                f"$\\bar v_{{\\max}}$, sweep / robust: {ratio:.2f})") in text
+    assert "The paper's own 0.6M networks give 1.17 (Table 5's $\\sigma$ = 0.055 against Table 3: 24.7 % and 21.1 %)" \
+        in text and "its 2.3 is the 20M robust network" in text
     assert found["table5-vmax"].ours == s.table5_network(W).v_max_test
     # its sweeps: the stored points, and (robust network and whole sweep stored) the baseline claims
     for method in ("gaussian", "jacobian"):
@@ -529,6 +540,8 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
         s.larger[r.name] = dataclasses.replace(r, metrics={**r.metrics, "v_max_test": 2 * r.v_max_test})
         claim = {c.id: c for c in R.rows(s)}[f"robust-vs-{method}"]
         assert claim.ours == 2 * best.v_max_test / s.robust().v_max_test and claim.preset == "smoke"
+        assert claim.ours > 1.5 and (f"robust training is less vulnerable (the ratio of the two $\\bar v_{{\\max}}$, "
+                                     f"sweep / robust: {claim.ours:.2f}) and") in R.larger_tables34_text(s)
     assert "ps_short_v" not in s.numbers  # the sweep's sigma = 0.055 network is Table 5's own here
     fig = robustness_figures.plot_sweeps(s)
     labels = [t.get_text() for leg in fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
@@ -587,6 +600,8 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     legends = fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
     assert len(legends) == 2 and all(any(R.larger_label(q.epochs) in t.get_text() for t in leg.get_texts())
                                      for leg in legends)
+    del s.numbers["ps_t3_v_max"]  # its robust network not stored: no paragraph
+    assert R.larger_tables34_text(s) == ""
 
 
 def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatch):

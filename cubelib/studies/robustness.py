@@ -273,6 +273,38 @@ def larger_sweeps_text(s: Robustness) -> str:
             + "".join(sweep(m) for m in found) + short)
 
 
+def larger_tables34_text(s: Robustness) -> str:
+    """The paragraph on `LARGER`'s rows of Tables 3-4 ("" until both robust networks are stored),
+    with robust training against the best of each sweep that is complete (equal schedules)."""
+    n, q = s.numbers, presets.get(LARGER)
+    if not ("ps_t3_v_max" in n and "ps_t4_v_max" in n):
+        return ""
+    text = (f"The rows `{q.name}` are the paper's smallest network on the paper's data, trained for "
+            f"{n['ps_t3_epochs']} epochs (the paper: {q.epochs}; {n['ps_t3_hours']:.1f} hours on {n['ps_t3_device']}). "
+            f"Robust training ends at a test error of {n['ps_t3_e']:.2f} % and $\\bar v_{{\\max}}$ = "
+            f"{n['ps_t3_v_max']:.1f} % (the paper's Table 3: {n['ps_t3_paper_e']:.2f} % and {n['ps_t3_paper_v_max']:.1f} %). "
+            f"After the trade-off epoch: {n['ps_t4_e']:.2f} % and {n['ps_t4_v_max']:.1f} % (Table 4: "
+            f"{n['ps_t4_paper_e']:.2f} % and {n['ps_t4_paper_v_max']:.1f} %).")
+    for method in ("gaussian", "jacobian"):
+        if (pair := larger_compared(s, method)) is None:
+            continue
+        rob, best = pair
+        ratio = best.v_max_test / rob.v_max_test
+        vulnerable = "as" if round(ratio, 2) == 1 else "less" if ratio > 1 else "more"
+        text += (f" Against the best network of the {SWEEP_TITLES[method]} sweep of the same schedule "
+                 f"({SWEEP_SYMBOLS[method]} = {larger_best(s, method):g}: $\\bar v_{{\\max}}$ = {best.v_max_test:.1f} %, "
+                 f"test error {best.e_test:.2f} %), robust training is {vulnerable} vulnerable "
+                 f"(the ratio of the two $\\bar v_{{\\max}}$, sweep / robust: {ratio:.2f}) and "
+                 f"{'more' if rob.e_test < best.e_test else 'less'} accurate.")
+    if larger_compared(s, "gaussian") is not None:
+        theirs = paper.TABLE5[256]["v_max"][1] / paper.TABLE3[256][1]
+        text += (f" The paper's own 0.6M networks give {theirs:.2f} (Table 5's $\\sigma$ = {experiments.TABLE5_SIGMA} "
+                 f"against Table 3: {paper.TABLE5[256]['v_max'][1]} % and {paper.TABLE3[256][1]} %); its "
+                 f"{paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f} is the 20M robust network against the best "
+                 f"of a 4M sweep.")
+    return text
+
+
 def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
     p = s.preset
     prov = s.robust().provenance
