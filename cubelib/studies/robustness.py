@@ -501,7 +501,8 @@ def _sweep_numbers(s: Robustness) -> dict:
         out[f"{method}_takeover"] = _takeover_text(values, _takeover(sw["v_sen_test"], sw["v_inv_test"]), method)
     gauss = s.sweeps["gaussian"]
     out.update({"gauss_v_first": float(gauss["v_max_test"][0]), "gauss_v_last": float(gauss["v_max_test"][-1]),
-                "sigma_first": float(gauss["values"][0]), "sigma_last": float(gauss["values"][-1])})
+                "sigma_first": float(gauss["values"][0]), "sigma_last": float(gauss["values"][-1]),
+                "paper_takeover": paper.GAUSSIAN_INVARIANCE_TAKES_OVER})
     return out
 
 
