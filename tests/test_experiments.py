@@ -640,6 +640,19 @@ def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatc
     assert (f"Its invariance attack overtakes the sensitivity attack from σ = {2 * v:g} (the paper: from 0.1); "
             f"from σ = {2 * v:g} on, $\\bar v_{{\\text{{inv}}}}$ stays within 19.0-21.0 %, while "
             f"$\\bar v_{{\\text{{sen}}}}$ goes from 20.0 to 15.0 % and the test error from 5.0 to 9.0 %.") in text
+    # robust training against this (complete) sweep: its best, and its best among the networks no
+    # less accurate than robust training
+    _, rob = R._larger(s, 3)
+    s.larger[rob.name] = dataclasses.replace(rob, metrics={**rob.metrics, "e_test": 6.0, "v_max_test": 21.0})
+    t34 = R.larger_tables34_text(s)
+    assert (f"(σ = {3 * v:g}: $\\bar v_{{\\max}}$ = 20.0 %, test error 9.00 %), robust training is more vulnerable "
+            f"(the ratio of the two $\\bar v_{{\\max}}$, sweep / robust: 0.95) and more accurate.") in t34
+    assert (f"Among the sweep's networks no less accurate than robust training (test error at most 6.00 %), the "
+            f"lowest $\\bar v_{{\\max}}$ is 22.0 % at σ = {2 * v:g} (ratio 1.05).") in t34
+    s.larger[rob.name] = dataclasses.replace(rob, metrics={**rob.metrics, "e_test": 2.0, "v_max_test": 21.0})
+    assert "None of the sweep's networks is as accurate as robust training." in R.larger_tables34_text(s)
+    s.larger[rob.name] = dataclasses.replace(rob, metrics={**rob.metrics, "e_test": 10.0, "v_max_test": 21.0})
+    assert "no less accurate" not in R.larger_tables34_text(s)  # the sweep's best is accurate enough
     # the lowest inside the sweep: nothing to explain
     text = store_sweep([(30, 20, 31, 3), (20, 21, 19, 5), (15, 19, 20, 9)])
     assert "ps_gaussian_tail" not in R._larger_sweep_numbers(s) and "stays within" not in text
