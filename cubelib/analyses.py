@@ -6,6 +6,8 @@ results/<preset>/analysis-<kind>-<key>.json (store.analysis), so the book builds
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from tqdm.auto import tqdm
 
@@ -21,6 +23,24 @@ def best(scores: dict, e_limit: float | None = None):
     if ok:
         return min(ok, key=lambda k: ok[k][1])
     return min(scores, key=lambda k: scores[k][0])
+
+
+def at_error(points: list, e: float) -> tuple[float, int] | None:
+    """The v_max a sweep reaches at test error `e`: `points` are its (test e, test v_max) in the
+    sweep's order; between the two neighbours whose errors bracket `e`, interpolated linearly in
+    log e and log v_max (the axes of the error-vulnerability plane), the lowest where several
+    segments bracket it.  (v_max, index of the segment's first point); None where `e` lies
+    outside the errors the sweep spans."""
+    found = []
+    for i, ((e0, v0), (e1, v1)) in enumerate(zip(points, points[1:])):
+        if not min(e0, e1) <= e <= max(e0, e1):
+            continue
+        if e0 == e1:  # a vertical segment: its lower end
+            found.append((min(v0, v1), i))
+            continue
+        t = math.log(e / e0) / math.log(e1 / e0)
+        found.append((math.exp((1 - t) * math.log(v0) + t * math.log(v1)), i))
+    return min(found) if found else None
 
 
 def scores(results: dict) -> dict:

@@ -2,9 +2,11 @@
 the chapters' experiments built from presets, the summary table and the command line."""
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -279,6 +281,19 @@ def test_best_is_one_rule():
     assert analyses.best(scores) == "b"
     assert analyses.best(scores, e_limit=6.0) == "a"
     assert analyses.best(scores, e_limit=1.0) == "c"  # none qualifies: the most accurate
+
+
+def test_at_error_interpolates_a_sweep_on_the_log_log_plane():
+    """v = 100 / e is a straight line on the plane's log-log axes: interpolation between its
+    points is exact; outside the errors a sweep spans there is no answer; where several
+    segments bracket the error, the lowest."""
+    line = [(1.0, 100.0), (4.0, 25.0), (8.0, 12.5)]
+    for e in (1.0, 2.0, 3.0, 4.0, 5.5, 8.0):
+        v, i = analyses.at_error(line, e)
+        assert math.isclose(v, 100 / e, rel_tol=1e-12) and i == (0 if e <= 4 else 1)
+    assert analyses.at_error(line, 0.5) is None and analyses.at_error(line, 9.0) is None
+    assert analyses.at_error([(1.0, 100.0), (4.0, 25.0), (2.0, 10.0)], 2.0) == (pytest.approx(10.0), 1)  # the curve turns back
+    assert analyses.at_error([(1.0, 100.0), (2.0, 30.0), (2.0, 20.0)], 2.0) == (20.0, 1)  # a vertical segment
 
 
 def test_summary_without_compute_reports_missing(env):
@@ -600,8 +615,17 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     legends = fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
     assert len(legends) == 2 and all(any(R.larger_label(q.epochs) in t.get_text() for t in leg.get_texts())
                                      for leg in legends)
+    # the plane: the larger preset's networks in a second panel, with the paper's of that size
+    a = types.SimpleNamespace(numbers={"zero_gradient_v": 28.0}, capacity=types.SimpleNamespace(larger=None))
+    fig = robustness_figures.plot_plane(s, a)
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == R.larger_label(q.epochs)
+    assert {"paper, Table 3 (0.6M)", "paper, Table 4 (0.6M)", "robust", "robust, trade-off adj."} <= set(labels)
+    assert len(labels) == len(set(labels))  # one entry per label, not per panel
     del s.numbers["ps_t3_v_max"]  # its robust network not stored: no paragraph
     assert R.larger_tables34_text(s) == ""
+    del s.larger[R.larger_network(s, 3)[1].name]  # nor the plane's panel and paragraph
+    assert len(robustness_figures.plot_plane(s, a).axes) == 1 and R.larger_plane_text(s) == ""
 
 
 def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatch):
@@ -642,7 +666,7 @@ def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatc
             f"$\\bar v_{{\\text{{sen}}}}$ goes from 20.0 to 15.0 % and the test error from 5.0 to 9.0 %.") in text
     # robust training against this (complete) sweep: its best, and its best among the networks no
     # less accurate than robust training
-    _, rob = R._larger(s, 3)
+    _, rob = R.larger_network(s, 3)
     s.larger[rob.name] = dataclasses.replace(rob, metrics={**rob.metrics, "e_test": 6.0, "v_max_test": 21.0})
     t34 = R.larger_tables34_text(s)
     assert (f"(σ = {3 * v:g}: $\\bar v_{{\\max}}$ = 20.0 %, test error 9.00 %), robust training is more vulnerable "
@@ -657,6 +681,38 @@ def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatc
     text = store_sweep([(30, 20, 31, 3), (20, 21, 19, 5), (15, 19, 20, 9)])
     assert "ps_gaussian_tail" not in R._larger_sweep_numbers(s) and "stays within" not in text
     assert f"The lowest is 19.0 % at σ = {2 * v:g} (test error 5.0 %), inside the sweep." in text
+    # the plane: both robust networks against the sweep's curve at their own test errors
+    # (interpolated in log e and log v_max between the neighbours that bracket them)
+    store_sweep([(30, 20, 31, 3), (20, 21, 22, 5), (15, 19, 20, 9)])
+    _, adjusted = R.larger_network(s, 4)
+
+    def plane(rob_ev, adj_ev):
+        s.larger[rob.name] = dataclasses.replace(rob, metrics={**rob.metrics, "e_test": rob_ev[0],
+                                                                "v_max_test": rob_ev[1]})
+        s.larger[adjusted.name] = dataclasses.replace(adjusted, metrics={**adjusted.metrics, "e_test": adj_ev[0],
+                                                                          "v_max_test": adj_ev[1]})
+        return R.larger_plane_text(s)
+
+    def curve(e, a, b):  # the straight line through a and b on log-log axes, at e
+        t = math.log(e / a[0]) / math.log(b[0] / a[0])
+        return a[1] ** (1 - t) * b[1] ** t
+
+    at6, at4 = curve(6.0, (5, 22), (9, 20)), curve(4.0, (3, 31), (5, 22))
+    text = plane((6.0, at6), (4.0, at4))  # both exactly on the curve
+    assert (f"At robust training's test error, 6.00 %, the sweep's curve (interpolated between σ = {2 * v:g} and "
+            f"{3 * v:g}) is at {at6:.1f} %, against its {at6:.1f} % (sweep / robust 1.00: on the curve); at the "
+            f"trade-off adjusted network's test error, 4.00 %, the sweep's curve (interpolated between σ = {v:g} and "
+            f"{2 * v:g}) is at {at4:.1f} %") in text
+    assert "Both robust networks lie on the curve, within the seed-to-seed spread of 5 %" in text
+    assert "The Gaussian augmentation sweep runs from a test error of 3.00 % and $\\bar v_{\\max}$ = 31.0 %" in text
+    assert "1.05x less vulnerable and 1.70x less accurate" in text  # the paper's Tables 4 and 5 at 0.6M
+    text = plane((6.0, at6 / 1.1), (4.0, at4 / 1.1))  # 10 % under it: below
+    assert "(sweep / robust 1.10: below the curve)" in text and "Both robust networks lie below the curve" in text
+    text = plane((6.0, at6 * 1.1), (4.0, at4))  # mixed: no sentence on both
+    assert "(sweep / robust 0.91: above the curve)" in text and "Both robust" not in text
+    text = plane((6.0, at6), (2.0, at4))  # more accurate than the whole sweep
+    assert "the trade-off adjusted network's test error, 2.00 %, lies outside the errors the sweep spans" in text
+    s.larger[rob.name], s.larger[adjusted.name] = rob, adjusted
     # the invariance attack never overtakes: said so, and no tail either
     text = store_sweep([(30, 20, 31, 3), (25, 21, 26, 5), (22, 19, 23, 9)])
     assert "Its invariance attack never overtakes the sensitivity attack in this sweep (the paper: from 0.1)." in text

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import analyses, directions, evaluate, experiments, paper, presets, report
 from .. import store
-from ..claims import FULL_SETUP, LARGER, Claim, nearest, network, smaller
+from ..claims import FULL_SETUP, LARGER, NO_EFFECT, Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from ..store import Result
@@ -88,7 +88,7 @@ TABLE_NETWORK = {3: lambda q, w: experiments.robust(q, Robust(), w),
                  5: lambda q, w: experiments.gaussian(q, experiments.TABLE5_SIGMA, w)}
 
 
-def _larger(s: "Robustness", table: int) -> tuple[str, Result] | None:
+def larger_network(s: "Robustness", table: int) -> tuple[str, Result] | None:
     """(label, result) of Table `table`'s network at LARGER's sweep width when stored, e.g.
     "L = 256, `paper-small`, 500 epochs" (the epochs when fewer than its schedule)."""
     q = presets.get(LARGER)
@@ -156,7 +156,7 @@ def larger_best(s: Robustness, method: str) -> float | None:
 def larger_compared(s: Robustness, method: str) -> tuple[Result, Result] | None:
     """(robust network, best of the sweep) at `LARGER` once its robust network and the whole
     `method` sweep are stored (equal schedules): the pair the claims compare; else None."""
-    robust, found = _larger(s, 3), larger_sweep(s, method)
+    robust, found = larger_network(s, 3), larger_sweep(s, method)
     if robust is None or len(found) < len(_sweep_experiments(presets.get(LARGER), method)):
         return None
     return robust[1], found[larger_best(s, method)]
@@ -196,7 +196,7 @@ def _larger_numbers(s: Robustness) -> dict:
     nets = {"ps_t3": (3, None), "ps_t4": (4, paper.TABLE4), "ps_t5": (5, paper.TABLE5)}
     pw = nearest(presets.get(LARGER).sweep_width)
     for key, (number, table) in nets.items():
-        if (row := _larger(s, number)) is None:
+        if (row := larger_network(s, number)) is None:
             continue
         r = row[1]
         out.update({f"{key}_{k}": r.metrics[f"{k}_test"] for k in ("e", "v_max", "v_sen", "v_inv")})
@@ -238,7 +238,7 @@ def _larger_sweep_numbers(s: Robustness) -> dict:
                 f"from {sym} = {vals[k]:g} on, $\\bar v_{{\\text{{inv}}}}$ stays within {min(inv[k:]):.1f}-"
                 f"{max(inv[k:]):.1f} %, while $\\bar v_{{\\text{{sen}}}}$ goes from {sen[k]:.1f} to {sen[-1]:.1f} % "
                 f"and the test error from {e[k]:.1f} to {e[-1]:.1f} %")
-    short, whole = larger_sweep(s, "gaussian").get(experiments.TABLE5_SIGMA), _larger(s, 5)
+    short, whole = larger_sweep(s, "gaussian").get(experiments.TABLE5_SIGMA), larger_network(s, 5)
     if short is not None and whole is not None and short.epochs < whole[1].epochs:
         out.update({"ps_short_epochs": short.epochs, "ps_short_e": short.e_test, "ps_short_v": short.v_max_test,
                     "ps_whole_epochs": whole[1].epochs, "ps_whole_e": whole[1].e_test,
@@ -314,6 +314,63 @@ def larger_tables34_text(s: Robustness) -> str:
     return text
 
 
+def larger_plane_text(s: Robustness) -> str:
+    """The paragraph under the plane on `LARGER`'s two robust networks against each complete
+    sweep of the same schedule at equal test error ("" until both robust networks and a whole
+    sweep are stored): the v_max the sweep's curve reaches at the robust network's error
+    (analyses.at_error), and whether the network lies below, on or above that curve (a ratio
+    within NO_EFFECT, the seed-to-seed spread, is "on")."""
+    t3, t4 = larger_network(s, 3), larger_network(s, 4)
+    if t3 is None or t4 is None:
+        return ""
+    nets = (("robust training's", t3[1]), ("the trade-off adjusted network's", t4[1]))
+    text = ""
+    for method in ("gaussian", "jacobian"):
+        if larger_compared(s, method) is None:
+            continue
+        found, sym = larger_sweep(s, method), SWEEP_SYMBOLS[method]
+        vals = sorted(found)
+        points = [(found[v].e_test, found[v].v_max_test) for v in vals]
+        text += (f" The {SWEEP_TITLES[method]} sweep runs from a test error of {points[0][0]:.2f} % and "
+                 f"$\\bar v_{{\\max}}$ = {points[0][1]:.1f} % at {sym} = {vals[0]:g} to {points[-1][0]:.2f} % and "
+                 f"{points[-1][1]:.1f} % at {sym} = {vals[-1]:g}.")
+        sides, said = [], []
+        for whose, r in nets:
+            if (at := analyses.at_error(points, r.e_test)) is None:
+                said.append(f"{whose} test error, {r.e_test:.2f} %, lies outside the errors the sweep spans")
+                sides.append(None)
+                continue
+            (v, i), ratio = at, at[0] / r.v_max_test
+            side = "below" if ratio >= NO_EFFECT else "above" if ratio <= 1 / NO_EFFECT else "on"
+            sides.append(side)
+            said.append(f"at {whose} test error, {r.e_test:.2f} %, the sweep's curve (interpolated between {sym} = "
+                        f"{vals[i]:g} and {vals[i + 1]:g}) is at {v:.1f} %, against its {r.v_max_test:.1f} % "
+                        f"(sweep / robust {ratio:.2f}: {side} the curve)")
+        text += f" {said[0][0].upper()}{said[0][1:]}; {said[1]}."
+        spread = f"{(NO_EFFECT - 1) * 100:.0f} %"
+        if sides[0] == sides[1] == "on":
+            text += (f" Both robust networks lie on the curve, within the seed-to-seed spread of {spread}: at this "
+                     f"size and schedule robust training picks a point on the trade-off the sweep traces, it does "
+                     f"not escape it.")
+        elif sides[0] == sides[1] == "below":
+            text += (f" Both robust networks lie below the curve, by more than the seed-to-seed spread of {spread}: "
+                     f"at equal error they are less vulnerable than any network of the sweep.")
+        elif sides[0] == sides[1] == "above":
+            text += (f" Both robust networks lie above the curve, by more than the seed-to-seed spread of {spread}: "
+                     f"at equal error the sweep's networks are less vulnerable.")
+    if not text:
+        return ""
+    t3p, t4p, t5p = paper.TABLE3[256], paper.TABLE4[256], paper.TABLE5[256]
+    return (f"The right panel of {{numref}}`fig-robustness-plane` is the same plane for the paper's smallest "
+            f"network on the paper's data (`{LARGER}`, L = {presets.get(LARGER).sweep_width}, {t3[1].epochs} epochs)."
+            f"{text} The paper has one Gaussian network of that size: against it "
+            f"(Table 5, σ = {experiments.TABLE5_SIGMA}: {t5p['e'][1]} %, {t5p['v_max'][1]} %) its trade-off adjusted "
+            f"robust network (Table 4: {t4p['e'][1]} %, {t4p['v_max'][1]} %) is "
+            f"{t5p['v_max'][1] / t4p['v_max'][1]:.2f}x less vulnerable and {t4p['e'][1] / t5p['e'][1]:.2f}x less "
+            f"accurate, and before its trade-off epoch (Table 3: {t3p[0]} %, {t3p[1]} %) "
+            f"{t5p['v_max'][1] / t3p[1]:.2f}x less vulnerable and {t3p[0] / t5p['e'][1]:.1f}x less accurate.")
+
+
 def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
     p = s.preset
     prov = s.robust().provenance
@@ -329,7 +386,7 @@ def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
         t4.add(*_ours(label, s.robust(Robust(deep=deep, tradeoff=True), w).metrics))
     shown = False
     for table, number in ((t3, 3), (t4, 4)):
-        if (row := _larger(s, number)) is not None:
+        if (row := larger_network(s, number)) is not None:
             table.add(*_ours(row[0], row[1].metrics))
             shown = True
     if shown:
@@ -346,7 +403,7 @@ def _table_5(s: Robustness) -> report.Table:
                       subtitle=f", Gaussian augmentation, $\\sigma$ = {sigma}, clean images")
     for w in s.preset.widths:
         t5.add(*_ours(f"L = {w}", s.table5_network(w).metrics))
-    if (row := _larger(s, 5)) is not None:
+    if (row := larger_network(s, 5)) is not None:
         t5.add(*_ours(row[0], row[1].metrics))
         t5.note = _larger_note()
     for label, millions, k in PAPER_NETS:
@@ -609,7 +666,7 @@ def rows(s: Robustness) -> list[Claim]:
 
     # Tables 3-4 from the paper's smallest network where both of its robust networks are stored
     at, w34 = p.name, W
-    big = [_larger(s, 3), _larger(s, 4)]
+    big = [larger_network(s, 3), larger_network(s, 4)]
     if all(big):
         (_, robust), (_, tradeoff) = big
         at, w34 = LARGER, presets.get(LARGER).sweep_width
@@ -625,7 +682,7 @@ def rows(s: Robustness) -> list[Claim]:
               lambda k: round(paper.TABLE3[k][0] / paper.TABLE4[k]["e"][1], 1),
               lambda r: robust.metrics["e_test"] / r.metrics["e_test"], tradeoff, at, w34, sec, better="higher"),
     ]
-    t5 = _larger(s, 5)
+    t5 = larger_network(s, 5)
     if t5 is not None or p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
         g, at5, w5 = (t5[1], LARGER, presets.get(LARGER).sweep_width) if t5 is not None else \
             (s.table5_network(W), p.name, W)

@@ -17,7 +17,7 @@ from .. import terms as T
 from ..claims import FULL_SETUP, LARGER
 from ..experiments import Robust
 from ..presets import Preset
-from .robustness import (FAMILIES, FLOOR_WIDTHS, NORM_IMAGES, Robustness, SWEEP_LABELS, SWEEP_TITLES,
+from .robustness import (FAMILIES, FLOOR_WIDTHS, NORM_IMAGES, Robustness, SWEEP_LABELS, SWEEP_TITLES, larger_network,
                          larger_label, larger_sweep, long_results)
 
 
@@ -322,19 +322,30 @@ def plot_curves(s: Robustness):
     return fig
 
 
+# the sweeps on the plane, with their strengths beside the points: Gaussian to the left of its
+# curve, Jacobian above right
+_SWEEP_STYLE = {"gaussian": ("o-", "C0", (-5, 0), "right", "center"), "jacobian": ("s-", "C1", (4, 2), "left", "bottom")}
+
+
+def _plane_sweep(ax, method: str, values, e, v_max):
+    marker, color, offset, ha, va = _SWEEP_STYLE[method]
+    ax.plot(e, v_max, marker, ms=4, color=color, label=f"{SWEEP_TITLES[method]} ({SWEEP_LABELS[method]})")
+    for x, ex, vx in zip(values, e, v_max):
+        ax.annotate(f"{x:g}", (ex, vx), fontsize=7, xytext=offset, textcoords="offset points", ha=ha, va=va,
+                    color=color)
+
+
 def plot_plane(s: Robustness, a: Analyses):
-    """Every network of the sweep width on the error-vulnerability plane."""
+    """Every network of the sweep width on the error-vulnerability plane; on the right, where
+    both of its robust networks are stored, the same for `LARGER` (the paper's smallest network
+    on its data) with the paper's own networks of that size."""
     p, W = s.preset, s.preset.sweep_width
-    fig, ax = plots.figure(1, 1, height=4.2)
-    # the strengths beside their points: Gaussian to the left of its curve, Jacobian above right
-    for method, marker, offset, ha, va in (("gaussian", "o-", (-5, 0), "right", "center"),
-                                           ("jacobian", "s-", (4, 2), "left", "bottom")):
+    larger = larger_network(s, 3) is not None and larger_network(s, 4) is not None
+    fig, axes = plots.figure(1, 2 if larger else 1, height=4.2, squeeze=False)
+    ax = axes[0, 0]
+    for method in ("gaussian", "jacobian"):
         sw = s.sweeps[method]
-        line, = ax.plot(sw["e_test"], sw["v_max_test"], marker, ms=4,
-                        label=f"{SWEEP_TITLES[method]} ({SWEEP_LABELS[method]})")
-        for v, e, vm in zip(sw["values"], sw["e_test"], sw["v_max_test"]):
-            ax.annotate(f"{v:g}", (e, vm), fontsize=7, xytext=offset, textcoords="offset points", ha=ha, va=va,
-                        color=line.get_color())
+        _plane_sweep(ax, method, sw["values"], sw["e_test"], sw["v_max_test"])
     high = "$R^{\\mathrm{I}}_{\\mathrm{high}}$"
     points = {"robust": (Robust(), "k*"), "robust, trade-off adj.": (Robust(tradeoff=True), "r*")}
     if p.high_width == W:
@@ -351,13 +362,47 @@ def plot_plane(s: Robustness, a: Analyses):
         ax.plot(m["e_test"], m["v_max_test"], marker, color="gray", ms=7,
                 label={"conventional": "conventional training", "first": "first-derivative training"}[method])
     ax.axhline(a.numbers["zero_gradient_v"], color="gray", ls=":", lw=0.8, label="a network with zero gradient")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("test e (%), clean images")
-    ax.set_ylabel(f"test {VMAX} (%)")
-    plots.legend_outside(ax, "right")
-    plots.log_ticks(ax)
+    ax.set_title(f"L = {W}, {p.name}")
+    if larger:
+        _plane_larger(axes[0, 1], s, a)
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("test e (%), clean images")
+    axes[0, 0].set_ylabel(f"test {VMAX} (%)")
+    entries = {}  # one legend, with the entries of both panels
+    for ax in axes.flat:
+        entries.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+    if larger:  # beside two panels the legend would squeeze them: below both
+        fig.legend(list(entries.values()), list(entries), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=3,
+                   fontsize=7)
+    else:
+        plots.legend_outside(axes[0, 0], "right")
+    plots.log_ticks(*axes.flat)
     return fig
+
+
+def _plane_larger(ax, s: Robustness, a: Analyses):
+    """`LARGER`'s stored sweeps and robust networks, its Table 5 network (the whole schedule)
+    and the paper's Tables 3-5 networks of that size, 0.6M weights (hollow)."""
+    for method in ("gaussian", "jacobian"):
+        if found := larger_sweep(s, method):
+            vals = sorted(found)
+            _plane_sweep(ax, method, vals, [found[v].e_test for v in vals], [found[v].v_max_test for v in vals])
+    for label, table, marker in (("robust", 3, "k*"), ("robust, trade-off adj.", 4, "r*")):
+        r = larger_network(s, table)[1]
+        ax.plot(r.e_test, r.v_max_test, marker, ms=10, label=label)
+    if (t5 := larger_network(s, 5)) is not None:
+        ax.plot(t5[1].e_test, t5[1].v_max_test, "o", color="C0", mfc="none", ms=7,
+                label=f"Gaussian, σ = {experiments.TABLE5_SIGMA:g}, {t5[1].epochs} epochs (Table 5)")
+    t4, t5p = paper.TABLE4[256], paper.TABLE5[256]
+    for label, (e, v), marker, color in (("paper, Table 3", paper.TABLE3[256], "*", "k"),
+                                         ("paper, Table 4", (t4["e"][1], t4["v_max"][1]), "*", "r"),
+                                         ("paper, Table 5", (t5p["e"][1], t5p["v_max"][1]), "o", "C0")):
+        ax.plot(e, v, marker, color=color, mfc="none", ms=11 if marker == "*" else 8, mew=1.2, label=f"{label} (0.6M)")
+    if a.capacity.larger is not None:
+        ax.axhline(a.capacity.larger["zero_network"], color="gray", ls=":", lw=0.8, label="a network with zero gradient")
+    ax.set_title(larger_label(larger_network(s, 3)[1].epochs))
 
 
 def plot_long(s: Robustness):
