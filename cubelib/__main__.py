@@ -70,7 +70,7 @@ def _run(a) -> None:
         m = res.metrics
         vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
         print(f"{exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
-              f"{res.provenance['train_seconds']:.0f} s on {res.provenance['device']}", flush=True)
+              f"{res.provenance['train_seconds']:.0f} s on {res.device}", flush=True)
     in_time = a.time_limit is None or time.monotonic() - started < a.time_limit
     if a.chapter == "robustness" and in_time:
         p = _preset(a)

@@ -174,6 +174,11 @@ class Result:
     def minutes(self) -> float:
         return self.provenance["train_seconds"] / 60
 
+    @property
+    def device(self) -> str:
+        """The machine it was trained on, for the text (device_text)."""
+        return device_text(self.provenance)
+
 
 # --------------------------------------------------------------------------------------
 # Reading and writing
@@ -364,10 +369,17 @@ def analysis(preset: str, kind: str, spec: dict, module, compute=None, root: Pat
 # --------------------------------------------------------------------------------------
 # Provenance and the manifest
 
+def device_text(provenance: dict) -> str:
+    """A provenance's device, e.g. "CPU (x86_64, 1 thread)": results stored before the
+    singular was written say "1 threads" (stored files are never rewritten)."""
+    return provenance["device"].replace(", 1 threads)", ", 1 thread)")
+
+
 def provenance(device, seconds: float) -> dict:
     device = torch.device(device)
+    threads = torch.get_num_threads()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        f"CPU ({platform.processor() or platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
     return {"code_version": code_version(), "git_commit": versions.git_commit(), "device": name,
             "torch": torch.__version__, "python": platform.python_version(), "train_seconds": round(seconds, 2),
             "date": versions.now()}

@@ -78,7 +78,7 @@ def provenance_table(preset):
         found = [r for r in (store.load(e) for e in needs(p)) if r is not None]
         prov = [r.provenance for r in found]
         dates = sorted(x["date"][:10] for x in prov)
-        t.add(chapter, len(needs(p)), len(found), ", ".join(sorted({x["device"] for x in prov})) or "-",
+        t.add(chapter, len(needs(p)), len(found), ", ".join(sorted({store.device_text(x) for x in prov})) or "-",
               sum(x["train_seconds"] for x in prov) / 3600 if prov else None,
               ", ".join(sorted({x["code_version"] for x in prov})) or "-",
               f"{dates[0]} to {dates[-1]}" if dates else "-")

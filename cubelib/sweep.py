@@ -143,7 +143,7 @@ def _line(exp: store.Experiment, raw: dict, done: int, total: int, where: str = 
     m, p = raw["metrics"], raw["provenance"]
     vul = f", v_max {m['v_max_test']:.1f} %" if "v_max_test" in m else ""
     return (f"[{done}/{total}] {exp.name}: e_train {m['e_train']:.3f} %, e_test {m['e_test']:.3f} %{vul}, "
-            f"{p['train_seconds']:.0f} s on {p['device']}{where}")
+            f"{p['train_seconds']:.0f} s on {store.device_text(p)}{where}")
 
 
 def pending(exps: list[store.Experiment]) -> list[store.Experiment]:

@@ -9,6 +9,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 from cubelib import analyses, claims, data, evaluate, experiments, paper, presets, store, summary, train
 from cubelib import terms as T
@@ -281,6 +282,23 @@ def test_best_is_one_rule():
     assert analyses.best(scores) == "b"
     assert analyses.best(scores, e_limit=6.0) == "a"
     assert analyses.best(scores, e_limit=1.0) == "c"  # none qualifies: the most accurate
+
+
+def test_the_device_reads_as_english_also_in_results_stored_before():
+    """Stored provenances say "1 threads" (files are never rewritten); the text says "1 thread",
+    and new results store it so."""
+    old = {"device": "CPU (x86_64, 1 threads)"}
+    assert store.device_text(old) == "CPU (x86_64, 1 thread)"
+    for kept in ("CPU (x86_64, 11 threads)", "CPU (x86_64, 2 threads)", "NVIDIA H200"):
+        assert store.device_text({"device": kept}) == kept
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert store.provenance("cpu", 1.0)["device"].endswith(", 1 thread)")
+        torch.set_num_threads(2)
+        assert store.provenance("cpu", 1.0)["device"].endswith(", 2 threads)")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_at_error_interpolates_a_sweep_on_the_log_log_plane():
@@ -618,7 +636,7 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     # the plane: the larger preset's networks in a second panel, with the paper's of that size
     a = types.SimpleNamespace(numbers={"zero_gradient_v": 28.0}, capacity=types.SimpleNamespace(larger=None))
     fig = robustness_figures.plot_plane(s, a)
-    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend, below both panels
     assert len(fig.axes) == 2 and fig.axes[1].get_title() == R.larger_label(q.epochs)
     assert {"paper, Table 3 (0.6M)", "paper, Table 4 (0.6M)", "robust", "robust, trade-off adj."} <= set(labels)
     assert len(labels) == len(set(labels))  # one entry per label, not per panel

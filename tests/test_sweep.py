@@ -110,7 +110,7 @@ def test_ray_sweep_is_the_serial_run(serial):
     root = Path(env["CUBELIB_RESULTS"])
     _same(acc + pair, reference, root)
     _manifest_lists(acc + pair, root)
-    assert all(store.read(e, root).provenance["device"].endswith("1 threads)") for e in acc + pair)
+    assert all(store.read(e, root).provenance["device"].endswith("1 thread)") for e in acc + pair)
 
     # a second sweep finds everything stored: no Ray, no file touched
     stamp = {f: f.stat().st_mtime_ns for f in root.rglob("*")}

@@ -120,11 +120,11 @@ def _tables(p: presets.Preset, results: dict, gains: dict, larger: dict) -> tupl
     for w, (train, test) in paper.TABLE2.items():
         t2.add(f"paper, L = {w}", paper_number(train), paper_number(test), None, f"{paper.TABLE1[w][1] / test:.1f}")
     prov = results["first", max(p.widths)].provenance
-    t1.note = (f"Rows \"L = ...\": this build, preset `{p.name}`, trained on {prov['device']}. Rows \"paper\": "
+    t1.note = (f"Rows \"L = ...\": this build, preset `{p.name}`, trained on {store.device_text(prov)}. Rows \"paper\": "
                "the paper's Table 1, its minutes of training on an NVIDIA A10 with TF32.")
     if larger:
         t1.note += (f" Rows \"`{LARGER}`\": the paper's smallest network at the paper's data and schedule, "
-                    f"trained on {next(iter(larger.values())).provenance['device']}.")
+                    f"trained on {next(iter(larger.values())).device}.")
     t2.note = (f"Rows \"paper\": the paper's Table 2 (it quotes no training times for it, hence \"-\"); its gain "
                f"is its Table 1 test error over its Table 2 test error. Ours: code {prov['git_commit'][:12]}, "
                f"torch {prov['torch']}, {prov['date'][:10]}.")

@@ -110,7 +110,7 @@ def study(preset, device="cpu") -> Baselines:
     table = baseline_table(p, device=device)
     networks = table["networks"]
     sweep = analyses.noise_sweep(p, networks, device=device, progress=False, sigmas=NOISE_SIGMAS)
-    devices = {store.load(exp).provenance["device"] for exp in networks.values()}
+    devices = {store.load(exp).device for exp in networks.values()}
     if len(devices) != 1:
         raise ValueError(f"training times from different machines: {devices}")
     conv_seconds = table["conventional"]["train_seconds"]

@@ -54,7 +54,7 @@ def study(preset, device="cpu") -> Precision:
         numbers[f"prec_{method}_de"] = float(np.mean(b16["e"]) / np.mean(f32["e"]) - 1) * 100
     numbers["prec_all_within"] = "all three methods" if all(verdicts.values()) else \
         ", ".join(m for m in METHODS if verdicts[m]) or "none of the methods"
-    devices = {r.provenance["device"] for r in (store.load(e) for e in experiments.precision_experiments(p)) if r}
+    devices = {r.device for r in (store.load(e) for e in experiments.precision_experiments(p)) if r}
     table.note = (f"L = {max(p.widths)}, preset {p.name}, seeds {', '.join(map(str, PRECISION_SEEDS))}; "
                   f"spread = max - min over the seeds; trained on {', '.join(sorted(devices))} (wall times on a "
                   f"shared machine are not compared; the step timing above is). bfloat16 rounds "

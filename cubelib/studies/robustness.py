@@ -201,7 +201,7 @@ def _larger_numbers(s: Robustness) -> dict:
         r = row[1]
         out.update({f"{key}_{k}": r.metrics[f"{k}_test"] for k in ("e", "v_max", "v_sen", "v_inv")})
         out.update({f"{key}_epochs": r.epochs, f"{key}_hours": r.provenance["train_seconds"] / 3600,
-                    f"{key}_device": r.provenance["device"]})
+                    f"{key}_device": r.device})
         theirs = {"e": paper.TABLE3[pw][0], "v_max": paper.TABLE3[pw][1]} if table is None else \
             {k: table[pw][k][1] for k in ("e", "v_max", "v_sen", "v_inv")}
         out.update({f"{key}_paper_{k}": v for k, v in theirs.items()})
@@ -379,7 +379,7 @@ def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
     t4 = report.Table("Table 4", HEAD, formats={1: ".2f"},
                       subtitle=", the same + one epoch of $E_0 + E_1$ (trade-off adjusted)",
                       note=f"Training and test values side by side. Ours at preset `{p.name}`: trained on "
-                           f"{prov['device']}, code {prov['git_commit'][:12]}, torch {prov['torch']}; the paper's "
+                           f"{store.device_text(prov)}, code {prov['git_commit'][:12]}, torch {prov['torch']}; the paper's "
                            "Table 3 gives test values only.")
     for label, deep, w in _nets(p):
         t3.add(*_ours(label, s.robust(Robust(deep=deep), w).metrics))

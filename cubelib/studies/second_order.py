@@ -186,7 +186,7 @@ def _table6(s: SecondOrder) -> report.Table:
         notes.append(f"Rows \"{weighted_label(s)} (ours)\": the same recipe with $E_2$ multiplied by "
                      f"{s.preset.e2_weight:g} (equivalently, every $n_{{ij}}$ {s.preset.e2_weight ** -0.5:g} times "
                      "larger): not the paper's method.")
-    notes.append(f"Our minutes on {prov['device']}, code {prov['git_commit'][:12]}, {prov['date'][:10]}.")
+    notes.append(f"Our minutes on {store.device_text(prov)}, code {prov['git_commit'][:12]}, {prov['date'][:10]}.")
     t.note = "\n\n".join(notes)
     return t
 
