@@ -718,18 +718,44 @@ def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatc
     at6, at4 = curve(6.0, (5, 22), (9, 20)), curve(4.0, (3, 31), (5, 22))
     text = plane((6.0, at6), (4.0, at4))  # both exactly on the curve
     assert (f"At robust training's test error, 6.00 %, the sweep's curve (interpolated between σ = {2 * v:g} and "
-            f"{3 * v:g}) is at {at6:.1f} %, against its {at6:.1f} % (sweep / robust 1.00: on the curve); at the "
+            f"{3 * v:g}) is at {at6:.1f} %, against its {at6:.1f} % (sweep / robust 1.000: on the curve); at the "
             f"trade-off adjusted network's test error, 4.00 %, the sweep's curve (interpolated between σ = {v:g} and "
             f"{2 * v:g}) is at {at4:.1f} %") in text
     assert "Both robust networks lie on the curve, within the seed-to-seed spread of 5 %" in text
     assert "The Gaussian augmentation sweep runs from a test error of 3.00 % and $\\bar v_{\\max}$ = 31.0 %" in text
     assert "1.05x less vulnerable and 1.70x less accurate" in text  # the paper's Tables 4 and 5 at 0.6M
     text = plane((6.0, at6 / 1.1), (4.0, at4 / 1.1))  # 10 % under it: below
-    assert "(sweep / robust 1.10: below the curve)" in text and "Both robust networks lie below the curve" in text
+    assert "(sweep / robust 1.100: below the curve)" in text and "Both robust networks lie below the curve" in text
     text = plane((6.0, at6 * 1.1), (4.0, at4))  # mixed: no sentence on both
-    assert "(sweep / robust 0.91: above the curve)" in text and "Both robust" not in text
+    assert "(sweep / robust 0.909: above the curve)" in text and "Both robust" not in text
     text = plane((6.0, at6), (2.0, at4))  # more accurate than the whole sweep
     assert "the trade-off adjusted network's test error, 2.00 %, lies outside the errors the sweep spans" in text
+    # the chapter's closing list at the larger preset: Tables 3-4, the plane, the schedule, capacity
+    plane((6.0, at6), (4.0, at4))
+    q = presets.get(R.LARGER)
+    n, t5name = R.larger_network(s, 3)[1].epochs, R.TABLE_NETWORK[5](q, q.sweep_width).name
+    t5 = point  # Table 5's network: the sweep's point at its sigma, replaced above by the constructed sweep
+    recipe = {**t5.config["recipe"], "phases": [{**ph, "epochs": 2 * ph["epochs"]} for ph in t5.config["recipe"]["phases"]]}
+    s.larger[t5name] = dataclasses.replace(t5, config={**t5.config, "recipe": recipe}, curves={
+        **t5.curves, "epoch": [n, 2 * n], "e_test": [8.0, 4.0], "v_max_test": [40.0, 30.0]})
+    now = s.larger[rob.name]
+    s.larger[rob.name] = dataclasses.replace(now, curves={**now.curves, "epoch": [n - 1, n], "e_test": [7.0, 6.0],
+                                                          "v_max_test": [23.0, 22.0]})
+    text = R.larger_summary_text(s, {"ps_cap_own": 14.0, "ps_cap_vmax": 23.0, "ps_cap_images": 256})
+    assert f"Robust training ends at $\\bar v_{{\\max}}$ = {at6:.1f} % and a test error of 6.00 % after {n}" in text
+    assert ("sweep / robust = 1.000 and 1.000 (robust training, then trade-off adjusted): no ratio reaches the "
+            "seed-to-seed spread of 5 %") in text
+    assert (f"Robust training had not finished learning at epoch {n}: along its learning curve (first "
+            f"{evaluate.CURVE_VUL_IMAGES} test images) its $\\bar v_{{\\max}}$ went from 23.0 % at epoch {n - 1} to "
+            f"22.0 % and its error from 7.0 to 6.0 %") in text
+    assert f"the one network here trained for all {2 * n} epochs, went from 40.0 % at epoch {n} to 30.0 %" in text
+    assert "own first layer allows 14.0 % and it reaches 23.0 % (first 256 test images): at L = " in text
+    assert "the first layer may be what stops it" in R.larger_summary_text(
+        s, {"ps_cap_own": 22.5, "ps_cap_vmax": 23.0, "ps_cap_images": 256})
+    s.larger[t5name] = t5
+    assert "The schedule" not in R.larger_summary_text(s, {})  # Table 5's network has the same schedule
+    del s.larger[t5name]
+    assert "Capacity" not in R.larger_summary_text(s, {})
     s.larger[rob.name], s.larger[adjusted.name] = rob, adjusted
     # the invariance attack never overtakes: said so, and no tail either
     text = store_sweep([(30, 20, 31, 3), (25, 21, 26, 5), (22, 19, 23, 9)])

@@ -345,7 +345,7 @@ def larger_plane_text(s: Robustness) -> str:
             sides.append(side)
             said.append(f"at {whose} test error, {r.e_test:.2f} %, the sweep's curve (interpolated between {sym} = "
                         f"{vals[i]:g} and {vals[i + 1]:g}) is at {v:.1f} %, against its {r.v_max_test:.1f} % "
-                        f"(sweep / robust {ratio:.2f}: {side} the curve)")
+                        f"(sweep / robust {ratio:.3f}: {side} the curve)")
         text += f" {said[0][0].upper()}{said[0][1:]}; {said[1]}."
         spread = f"{(NO_EFFECT - 1) * 100:.0f} %"
         if sides[0] == sides[1] == "on":
@@ -369,6 +369,67 @@ def larger_plane_text(s: Robustness) -> str:
             f"{t5p['v_max'][1] / t4p['v_max'][1]:.2f}x less vulnerable and {t4p['e'][1] / t5p['e'][1]:.2f}x less "
             f"accurate, and before its trade-off epoch (Table 3: {t3p[0]} %, {t3p[1]} %) "
             f"{t5p['v_max'][1] / t3p[1]:.2f}x less vulnerable and {t3p[0] / t5p['e'][1]:.1f}x less accurate.")
+
+
+def _curve_at(r: Result, epoch: int) -> tuple[float, float]:
+    """(test e, test v_max on the curve's images) of `r`'s learning curve at `epoch`."""
+    c = r.curves
+    i = c["epoch"].index(epoch)
+    return c["e_test"][i], c["v_max_test"][i]
+
+
+def larger_summary_text(s: Robustness, numbers: dict) -> str:
+    """What `LARGER` (the paper's smallest network on its data) shows, once both of its robust
+    networks are stored ("" before): Tables 3-4 against the paper, the plane against each
+    complete sweep, what the shortened schedule leaves (the learning curves), and the first
+    layer's bound (`numbers`: the chapter's analyses, ps_cap_* where stored)."""
+    t3, t4 = larger_network(s, 3), larger_network(s, 4)
+    if t3 is None or t4 is None:
+        return ""
+    (_, rob), (_, adj), q = t3, t4, presets.get(LARGER)
+    items = [f"- **Tables 3-4.** Robust training ends at $\\bar v_{{\\max}}$ = {rob.v_max_test:.1f} % and a test error "
+             f"of {rob.e_test:.2f} % after {rob.epochs} of the paper's {q.epochs} epochs (the paper: "
+             f"{paper.TABLE3[256][1]} % and {paper.TABLE3[256][0]} %); its trade-off epoch gives {adj.v_max_test:.1f} % "
+             f"and {adj.e_test:.2f} % (the paper: {paper.TABLE4[256]['v_max'][1]} % and {paper.TABLE4[256]['e'][1]} %)."]
+    for method in ("gaussian", "jacobian"):
+        if larger_compared(s, method) is None:
+            continue
+        found = larger_sweep(s, method)
+        vals = sorted(found)
+        points = [(found[v].e_test, found[v].v_max_test) for v in vals]
+        ratios = [at[0] / r.v_max_test for r in (rob, adj) if (at := analyses.at_error(points, r.e_test))]
+        if ratios:
+            seen = (f"robust training is less vulnerable at equal error by up to {max(ratios):.2f}x"
+                    if max(ratios) >= NO_EFFECT else
+                    f"no ratio reaches the seed-to-seed spread of {(NO_EFFECT - 1) * 100:.0f} %")
+            items.append(f"- **Against {SWEEP_TITLES[method]}** of the same schedule, at equal test error "
+                         f"({{numref}}`fig-robustness-plane`, right): sweep / robust = "
+                         f"{' and '.join(f'{x:.3f}' for x in ratios)} (robust training, then trade-off adjusted): "
+                         f"{seen}. The paper's {paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f}x is its 20M "
+                         f"robust network against the best of a 4M sweep.")
+    whole = larger_network(s, 5)
+    if whole is not None and whole[1].epochs > rob.epochs and rob.epochs in whole[1].curves["epoch"]:
+        (e_mid, v_mid), (e_end, v_end) = _curve_at(whole[1], rob.epochs), _curve_at(whole[1], whole[1].epochs)
+        last = rob.curves["epoch"][-5] if len(rob.curves["epoch"]) >= 5 else rob.curves["epoch"][0]
+        e_last, v_last = _curve_at(rob, last)
+        e_rob, v_rob = _curve_at(rob, rob.epochs)
+        learning = "had not finished learning" if v_rob < v_last or e_rob < e_last else "had stopped improving"
+        items.append(
+            f"- **The schedule.** Robust training {learning} at epoch {rob.epochs}: along its learning curve (first "
+            f"{evaluate.CURVE_VUL_IMAGES} test images) its $\\bar v_{{\\max}}$ went from {v_last:.1f} % at epoch {last} "
+            f"to {v_rob:.1f} % and its error from {e_last:.1f} to {e_rob:.1f} %. Gaussian augmentation with "
+            f"σ = {experiments.TABLE5_SIGMA}, the one network here trained for all {whole[1].epochs} epochs, went "
+            f"from {v_mid:.1f} % at epoch {rob.epochs} to {v_end:.1f} % at the end (error {e_mid:.1f} → {e_end:.1f} %). "
+            f"Where robust training would sit on the plane after the paper's whole schedule is not measured here.")
+    if "ps_cap_own" in numbers:
+        items.append(f"- **Capacity.** The robust network's own first layer allows {numbers['ps_cap_own']:.1f} % and it "
+                     f"reaches {numbers['ps_cap_vmax']:.1f} % (first {numbers['ps_cap_images']} test images)"
+                     + (f": at L = {q.sweep_width} too, the first layer is not what stops it."
+                        if numbers["ps_cap_own"] * NO_EFFECT < numbers["ps_cap_vmax"] else
+                        ", within the seed-to-seed spread of that bound: at this width the first layer may be what "
+                        "stops it."))
+    return (f"At the paper's smallest network and data (`{LARGER}`, L = {q.sweep_width}, "
+            f"{q.n_train} training images):\n\n" + "\n".join(items))
 
 
 def _tables_3_4(s: Robustness) -> tuple[report.Table, report.Table]:
@@ -470,12 +531,10 @@ def _high_table(s: Robustness) -> report.Table | None:
 
 
 def gaussian_v_at(s: Robustness, e: float) -> float:
-    """The Gaussian sweep's test v_max at test error `e`, interpolated in log e (NaN outside the sweep)."""
+    """The Gaussian sweep's test v_max at test error `e` (analyses.at_error; NaN outside the sweep)."""
     sw = s.sweeps["gaussian"]
-    if not sw["e_test"].min() <= e <= sw["e_test"].max():
-        return float("nan")
-    order = np.argsort(sw["e_test"])
-    return float(np.exp(np.interp(np.log(e), np.log(sw["e_test"][order]), np.log(sw["v_max_test"][order]))))
+    at = analyses.at_error(list(zip(sw["e_test"].tolist(), sw["v_max_test"].tolist())), e)
+    return float("nan") if at is None else at[0]
 
 
 def _setup_numbers(s: Robustness) -> dict:
