@@ -314,6 +314,13 @@ def larger_tables34_text(s: Robustness) -> str:
     return text
 
 
+def larger_at_error(s: Robustness, method: str, r: Result) -> tuple[float, int] | None:
+    """`LARGER`'s `method` sweep (its stored points in the sweep's order) at `r`'s test error:
+    analyses.at_error's (v_max, index of the bracketing segment's first point), or None."""
+    found = larger_sweep(s, method)
+    return analyses.at_error([(found[v].e_test, found[v].v_max_test) for v in sorted(found)], r.e_test)
+
+
 def larger_plane_text(s: Robustness) -> str:
     """The paragraph under the plane on `LARGER`'s two robust networks against each complete
     sweep of the same schedule at equal test error ("" until both robust networks and a whole
@@ -330,13 +337,13 @@ def larger_plane_text(s: Robustness) -> str:
             continue
         found, sym = larger_sweep(s, method), SWEEP_SYMBOLS[method]
         vals = sorted(found)
-        points = [(found[v].e_test, found[v].v_max_test) for v in vals]
-        text += (f" The {SWEEP_TITLES[method]} sweep runs from a test error of {points[0][0]:.2f} % and "
-                 f"$\\bar v_{{\\max}}$ = {points[0][1]:.1f} % at {sym} = {vals[0]:g} to {points[-1][0]:.2f} % and "
-                 f"{points[-1][1]:.1f} % at {sym} = {vals[-1]:g}.")
+        first, last = found[vals[0]], found[vals[-1]]
+        text += (f" The {SWEEP_TITLES[method]} sweep runs from a test error of {first.e_test:.2f} % and "
+                 f"$\\bar v_{{\\max}}$ = {first.v_max_test:.1f} % at {sym} = {vals[0]:g} to {last.e_test:.2f} % and "
+                 f"{last.v_max_test:.1f} % at {sym} = {vals[-1]:g}.")
         sides, said = [], []
         for whose, r in nets:
-            if (at := analyses.at_error(points, r.e_test)) is None:
+            if (at := larger_at_error(s, method, r)) is None:
                 said.append(f"{whose} test error, {r.e_test:.2f} %, lies outside the errors the sweep spans")
                 sides.append(None)
                 continue
@@ -394,10 +401,7 @@ def larger_summary_text(s: Robustness, numbers: dict) -> str:
     for method in ("gaussian", "jacobian"):
         if larger_compared(s, method) is None:
             continue
-        found = larger_sweep(s, method)
-        vals = sorted(found)
-        points = [(found[v].e_test, found[v].v_max_test) for v in vals]
-        ratios = [at[0] / r.v_max_test for r in (rob, adj) if (at := analyses.at_error(points, r.e_test))]
+        ratios = [at[0] / r.v_max_test for r in (rob, adj) if (at := larger_at_error(s, method, r))]
         if ratios:
             seen = (f"robust training is less vulnerable at equal error by up to {max(ratios):.2f}x"
                     if max(ratios) >= NO_EFFECT else
