@@ -21,7 +21,7 @@ import time
 import torch
 
 from . import gpu_batch  # first: it stands in for tqdm where only torch (and numpy) are installed
-from . import data, experiments, presets, store, sweep
+from . import data, experiments, gpu_archive, presets, store, sweep
 
 
 def _device(name: str) -> str:
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     elif a.command == "gpu-batch":
         return gpu_batch.main(a, _device(a.device))
     elif a.command == "import":
-        return gpu_batch.import_main(a.archive, a.dry_run)
+        return gpu_archive.import_main(a.archive, a.dry_run)
     elif a.command == "sweep":
         return sweep.main(a, _preset(a))
     elif a.command == "summary":

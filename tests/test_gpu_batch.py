@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cubelib import data, experiments, gpu_batch, store
+from cubelib import data, experiments, gpu_archive, gpu_batch, gpu_checks, store
 from cubelib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_every_stage_runs_and_the_archive_holds_the_results(batch):
     with tarfile.open(out / "results.tar.gz") as tar:
         names = set(tar.getnames())
         meta = json.load(tar.extractfile("gpu-batch.json"))
-    assert (out / "results.tar.gz").stat().st_size <= gpu_batch.FILE_LIMIT
+    assert (out / "results.tar.gz").stat().st_size <= gpu_archive.FILE_LIMIT
     assert meta["preset"] == "smoke" and meta["code_version"] == store.code_version()
     for e in _trained(report):
         assert f"results/smoke/{e.path().name}" in names and f"results/smoke/{e.weights_path().name}" in names
@@ -147,19 +147,20 @@ def test_unfinished_runs_come_back_as_checkpoints(env):
     work.mkdir(parents=True)
     assert store.run(exp, root=work, progress=False, time_limit=0) is None  # one epoch, then stopped
     ck = exp.checkpoint_path(work)
-    s = gpu_batch.Session(env / "out", 60, time.monotonic())
-    packed = gpu_batch.pack(s, "smoke", work, {"unfinished": [{"key": exp.key()}], "trained": []})
-    s.close()
+    logged = []
+    packed = gpu_archive.pack(logged.append, env / "out", "smoke", work, {"unfinished": [{"key": exp.key()}], "trained": []},
+                              experiments.all_experiments("smoke"))
+    assert any(line.startswith("results.tar.gz: ") for line in logged)
     assert packed["checkpoints"][0]["epoch"] == 1 and f"checkpoints/smoke/{ck.name}" in packed["members"]
     ck.unlink()
-    lines = gpu_batch.import_archive(env / "out" / "results.tar.gz")
+    lines = gpu_archive.import_archive(env / "out" / "results.tar.gz")
     assert any("epoch 1 of 4 written" in line for line in lines) and ck.exists()
-    assert any("kept" in line for line in gpu_batch.import_archive(env / "out" / "results.tar.gz"))
+    assert any("kept" in line for line in gpu_archive.import_archive(env / "out" / "results.tar.gz"))
     assert store.load(exp) is None  # no result came with it
 
 
 def test_a_failed_self_check_stops_before_training(env, monkeypatch, capsys):
-    monkeypatch.setitem(gpu_batch.RENDER_TOL, "image", -1.0)  # no difference passes
+    monkeypatch.setitem(gpu_checks.RENDER_TOL, "image", -1.0)  # no difference passes
     out = env / "out"
     assert main(["gpu-batch", "--preset", "smoke", "--device", "cpu", "--budget", "60", "--out", str(out)]) == 2
     assert "self-check failed" in capsys.readouterr().err
