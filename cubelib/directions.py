@@ -27,13 +27,21 @@ def gaussian_matrix(r: int, dtype=torch.float64, device=None) -> torch.Tensor:
     return G / G.sum()
 
 
+# Directions are drawn in blocks of BLOCK images, so that a block's noise (5 MB at r = 15 in
+# float32) stays in cache: D_low and D_mid of 97 020 images take 1.37x less time than in one
+# draw on one thread (1.14x with huge pages; bench/directions.py), and no longer need the
+# 2 GB of one draw's noise.  A CPU randn fills uniforms one by one and turns
+# them into normals in groups of 16, so blocks of a multiple of 16 numbers continue the stream
+# exactly (each image has an odd number of pixels, hence a multiple of 16 images): the same
+# bits as one draw, checked by the tests.
+BLOCK = 256
+
+
 def smooth(n: int, r: int, generator: torch.Generator | None = None, dtype=torch.float64, device=None):
     """n unit-norm directions U(r): [n, 41, 41]."""
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     where = generator.device if generator is not None else device  # draw where the generator lives
-    noise = torch.randn(n, 1, SIZE + 2 * r, SIZE + 2 * r, generator=generator, dtype=dtype, device=where)
-    noise = noise.to(device)
     # G(r) is the outer product of a 1D Gaussian g with itself, so the "valid" convolution is
     # T N T^T with the banded 41 x (41 + 2r) matrix T[i, i:i + 2r + 1] = g: two batched
     # matmuls instead of a (2r + 1)^2 stencil
@@ -41,8 +49,15 @@ def smooth(n: int, r: int, generator: torch.Generator | None = None, dtype=torch
     T = torch.zeros(SIZE, SIZE + 2 * r, dtype=dtype, device=device)
     for i in range(SIZE):
         T[i, i:i + 2 * r + 1] = g
-    U = T @ noise[:, 0] @ T.T
-    return U / U.flatten(1).norm(dim=1)[:, None, None]
+    on_cpu = torch.device(where if where is not None else "cpu").type == "cpu"
+    block = BLOCK if on_cpu else max(n, 1)  # a CUDA generator's stream does not split like that
+    U = torch.empty(n, SIZE, SIZE, dtype=dtype, device=device)
+    for start in range(0, n, block):
+        k = min(block, n - start)
+        noise = torch.randn(k, SIZE + 2 * r, SIZE + 2 * r, generator=generator, dtype=dtype, device=where)
+        u = T @ noise.to(device) @ T.T
+        U[start:start + k] = u / u.flatten(1).norm(dim=1)[:, None, None]
+    return U
 
 
 def _unit(x):

@@ -59,6 +59,25 @@ def test_separable_smoothing_equals_the_2d_convolution():
     assert torch.allclose(G, torch.outer(G.sum(0), G.sum(1)), atol=1e-16)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_draw_the_same_bits_as_one_draw(dtype):
+    """smooth() draws in blocks of BLOCK images; the result must be the one-draw formula's,
+    bit for bit, also when n is not a multiple of the block (the last block's randn then ends
+    off a group of 16 numbers and recomputes its tail, as one draw does)."""
+    for n, r in ((2 * directions.BLOCK + 5, 3), (directions.BLOCK, 0), (7, 1)):
+        g = torch.Generator().manual_seed(11)
+        U = directions.smooth(n, r, g, dtype=dtype)
+        after = torch.rand(3, generator=g)  # the stream continues where one draw leaves it
+        g = torch.Generator().manual_seed(11)
+        noise = torch.randn(n, 41 + 2 * r, 41 + 2 * r, generator=g, dtype=dtype)
+        w = directions.gaussian_matrix(r, dtype).sum(0)
+        T = torch.stack([torch.cat([torch.zeros(i, dtype=dtype), w, torch.zeros(40 - i, dtype=dtype)]) for i in range(41)])
+        ref = T @ noise @ T.T
+        ref = ref / ref.flatten(1).norm(dim=1)[:, None, None]
+        assert torch.equal(U, ref), (n, r)
+        assert torch.equal(after, torch.rand(3, generator=g))
+
+
 def test_radial_spectrum_adds_up_and_separates_the_families():
     g = torch.Generator().manual_seed(3)
     for family in (directions.low, directions.mid, directions.high):
