@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cubelib import data, experiments, gpu_archive, gpu_batch, gpu_checks, store
+from cubelib import data, experiments, gpu_archive, gpu_batch, gpu_checks, store, train
 from cubelib.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +157,36 @@ def test_unfinished_runs_come_back_as_checkpoints(env):
     assert any("epoch 1 of 4 written" in line for line in lines) and ck.exists()
     assert any("kept" in line for line in gpu_archive.import_archive(env / "out" / "results.tar.gz"))
     assert store.load(exp) is None  # no result came with it
+
+
+def test_training_goes_on_from_a_committed_checkpoint(env, monkeypatch):
+    """A preset whose checkpoints are committed beside its results (paper-small's long CPU
+    runs): the window copies a checkpoint into its work folder and trains on from it, to the
+    weights of an uninterrupted run."""
+    monkeypatch.setattr(store, "PERSISTENT_CHECKPOINTS", ("smoke",))
+    exp = experiments.accuracy("smoke", "conventional", 16)
+    _smoke_data(env / "cache")
+    assert store.run(exp, progress=False, time_limit=0) is None  # one epoch, its checkpoint in results/
+    monkeypatch.setattr(gpu_batch, "priority", lambda preset: [exp])
+    started_at, real = [], train.train
+
+    def spy(*args, **kwargs):  # the epoch each training in the window starts from
+        res = real(*args, **kwargs)
+        started_at.append(res.resumed_from)
+        return res
+    monkeypatch.setattr(train, "train", spy)
+    (env / "out").mkdir()
+    s = gpu_batch.Session(env / "out", 120, time.monotonic())
+    work = env / "out" / "work" / "results"
+    trained = gpu_batch.training(s, torch.device("cpu"), "smoke", work, 5.0, {}, None)
+    s.close()
+    assert [r["name"] for r in trained["trained"]] == [exp.name] and not trained["failed"]
+    assert f"{exp.name}: resuming from {exp.checkpoint_path()} (epoch 1)" in (env / "out" / "log.txt").read_text()
+    assert started_at == [1] and gpu_archive.checkpoint_epoch(exp.checkpoint_path()) == 1  # committed one untouched
+    whole = store.run(exp, root=env / "uninterrupted", progress=False)
+    assert whole.metrics == store.load(exp, work).metrics
+    a, b = store.model(exp, root=work).state_dict(), store.model(exp, root=env / "uninterrupted").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_failed_self_check_stops_before_training(env, monkeypatch, capsys):
