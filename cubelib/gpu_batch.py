@@ -251,8 +251,10 @@ def training(s: Session, device: torch.device, preset: str, work: Path, reserve:
             s.log(f"resume: {line}")
     for e in pending:  # presets whose checkpoints are committed beside the results resume from them
         src, dst = e.checkpoint_path(), e.checkpoint_path(work)
+        if src == dst or not src.exists():  # nothing committed elsewhere: read no checkpoint
+            continue
         epoch_src, epoch_dst = gpu_archive.checkpoint_epoch(src), gpu_archive.checkpoint_epoch(dst)
-        if src != dst and src.exists() and (epoch_src or 0) > (epoch_dst or -1):
+        if (epoch_src or 0) > (epoch_dst or -1):
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
             s.log(f"{e.name}: resuming from {src} (epoch {epoch_src})")
