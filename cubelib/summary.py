@@ -22,6 +22,9 @@ CHAPTERS = {
     "second order": (lambda p, device: second_order.rows(second_order.study(p, device)),
                      experiments.second_order_experiments),
 }
+# chapter -> its claims at a preset from the stored networks alone, for a preset whose chapter
+# is still training (the rest of the chapter is one "not measured" row)
+PARTIAL = {"robustness": robustness.stored_rows}
 # the presets whose stored results replace a build's own, largest first
 LARGER_PRESETS = {"smoke": (), "quick": ("paper", "paper-small"), "paper-small": ("paper",), "paper": ()}
 
@@ -37,7 +40,8 @@ def _stored(preset: str, needs) -> bool:
 def chapter_claims(chapter: str, preset, compute: bool = True, device="cpu") -> list[Claim]:
     """The claims of `chapter` at the largest preset that has all its results stored, else at
     `preset` (computing what is missing if `compute`).  A chapter that cannot be shown yields
-    one row with ours = None ("not measured")."""
+    the claims its stored networks allow (PARTIAL) and one row with ours = None ("not
+    measured") for the rest."""
     p = presets.get(preset)
     make, needs = CHAPTERS[chapter]
     if needs is not None:
@@ -52,7 +56,9 @@ def chapter_claims(chapter: str, preset, compute: bool = True, device="cpu") -> 
         with store.training(compute):
             return make(p, device)
     except (store.TrainingDisabled, FileNotFoundError):
-        return [Claim(chapter, f"{chapter} chapter", None, "", None, "", p.name, "")]
+        shown = PARTIAL[chapter](p) if chapter in PARTIAL else []
+        rest = f"{chapter} chapter" + (", the rest" if shown else "")
+        return shown + [Claim(chapter, rest, None, "", None, "", p.name, "")]
 
 
 def rows(preset, compute: bool = True, device="cpu") -> list[Claim]:

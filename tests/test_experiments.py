@@ -323,6 +323,34 @@ def test_summary_without_compute_reports_missing(env):
     assert claims.NOT_MEASURED in summary.markdown(rows)
 
 
+
+def test_summary_shows_the_stored_claims_of_a_chapter_still_training(env):
+    """Without compute, a robustness chapter whose networks are partly stored shows the claims
+    those networks allow (the same rows the whole chapter gives once all are stored) and one
+    "not measured" row for the rest."""
+    from cubelib.studies import robustness as R
+    p = presets.get("smoke")
+    for t in (3, 4, 5):
+        store.run(R.TABLE_NETWORK[t](p, p.sweep_width), progress=False)
+
+    def shown():
+        with store.training(False):
+            return summary.chapter_claims("robustness", "smoke", compute=False)
+    tables = ["table3-vmax", "table4-vmax", "table4-e", "tradeoff-gain", "table5-vmax"]
+    # smoke's sigma sweep is Table 5's network alone: that sweep is stored whole, its claim shown
+    assert [e.name for e in R._sweep_experiments(p, "gaussian").values()] == [R.TABLE_NETWORK[5](p, p.sweep_width).name]
+    rows = shown()
+    assert [c.id for c in rows] == tables + ["robust-vs-gaussian", "robustness"]
+    assert rows[-1].ours is None and rows[-1].claim == "robustness chapter, the rest"
+    assert all(c.ours is not None for c in rows[:-1])
+    for e in R._sweep_experiments(p, "jacobian").values():  # the other sweep stored whole: its claim joins
+        store.run(e, progress=False)
+    assert [c.id for c in shown()] == tables + ["robust-vs-gaussian", "robust-vs-jacobian", "robustness"]
+    partial = shown()[:-1]
+    whole = {c.id: c for c in R.rows(R.study("smoke"))}  # trains the rest
+    assert all(whole[c.id] == c for c in partial)
+    assert [c.id for c in shown()] == list(whole)  # all stored: the whole chapter, no "not measured"
+
 def _cli(*args, env_vars):
     return subprocess.run([sys.executable, "-m", "cubelib", *args], capture_output=True, text=True,
                           env={**os.environ, **env_vars}, timeout=600)

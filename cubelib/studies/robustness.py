@@ -716,57 +716,70 @@ def _summary_numbers(s: Robustness) -> dict:
 # --------------------------------------------------------------------------------------
 # The intro's rows
 
+def _row(id, text, table, value, r, at, w, sec, better="lower") -> Claim:
+    """A claim on network `r` (preset `at`, width `w`) against the paper's nearest network."""
+    pw = nearest(w)
+    return Claim(id, text, table(pw), f"{paper.WEIGHTS_MILLIONS[pw]}M", value(r), network(at, w, r.epochs), at,
+                 sec, better=better, smaller=smaller(at, w, r.epochs))
+
+
+def _tables34_rows(robust: Result, tradeoff: Result, at: str, w: int) -> list[Claim]:
+    sec = "sec-robust-tables34"
+    return [
+        _row("table3-vmax", "Table 3: test $\\bar v_{\\max}$ (%), universal robust training",
+             lambda k: paper.TABLE3[k][1], lambda r: r.metrics["v_max_test"], robust, at, w, sec),
+        _row("table4-vmax", "Table 4: test $\\bar v_{\\max}$ (%), robust training, trade-off adjusted",
+             lambda k: paper.TABLE4[k]["v_max"][1], lambda r: r.metrics["v_max_test"], tradeoff, at, w, sec),
+        _row("table4-e", "Table 4: test $e$ (%), robust training, trade-off adjusted",
+             lambda k: paper.TABLE4[k]["e"][1], lambda r: r.metrics["e_test"], tradeoff, at, w, sec),
+        _row("tradeoff-gain", "one epoch of $E_0 + E_1$ makes the robust network 3-4x more accurate (ratio of test $e$)",
+             lambda k: round(paper.TABLE3[k][0] / paper.TABLE4[k]["e"][1], 1),
+             lambda r: robust.metrics["e_test"] / r.metrics["e_test"], tradeoff, at, w, sec, better="higher"),
+    ]
+
+
+def _table5_row(g: Result, at: str, w: int) -> Claim:
+    return _row("table5-vmax", "Table 5: test $\\bar v_{\\max}$ (%), Gaussian augmentation $\\sigma$ = 0.055",
+                lambda k: paper.TABLE5[k]["v_max"][1], lambda r: r.metrics["v_max_test"], g, at, w, "sec-robust-table5")
+
+
+# robust training against the best of each sweep: the paper's 20M robust network against its 4M sweeps
+VERSUS = {"gaussian": ("robust-vs-gaussian", "robust training is ~2.3x less vulnerable than the best Gaussian "
+                       "augmentation (its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)", paper.BEST_GAUSSIAN_V_MAX),
+          "jacobian": ("robust-vs-jacobian", "... and than the best Jacobian regularisation (its $\\bar v_{\\max}$ / "
+                       "robust $\\bar v_{\\max}$)", paper.BEST_JACOBIAN_V_MAX)}
+
+
+def _versus_row(method: str, rob: Result, best: Result, at: str, w: int) -> Claim:
+    id, text, theirs = VERSUS[method]
+    return Claim(id, text, round(theirs / paper.TABLE3["deep"][1], 1), "20M vs 4M", best.v_max_test / rob.v_max_test,
+                 network(at, w, rob.epochs), at, "sec-robust-claim", better="higher",
+                 smaller=smaller(at, w, rob.epochs) or w < 1024)
+
+
 def rows(s: Robustness) -> list[Claim]:
     """The intro's claims of this chapter (Tables 3-5, Figs. 6-7, capacity), at the sweep
     width against the paper's nearest network; Tables 3-5 at `paper-small` where stored."""
     p, W = s.preset, s.preset.sweep_width
     robust, tradeoff = s.robust(width=W), s.robust(Robust(tradeoff=True), W)
-
-    def claim(id, text, table, value, r, at, w, sec, better="lower"):
-        pw = nearest(w)
-        return Claim(id, text, table(pw), f"{paper.WEIGHTS_MILLIONS[pw]}M", value(r), network(at, w, r.epochs), at,
-                     sec, better=better, smaller=smaller(at, w, r.epochs))
-
     # Tables 3-4 from the paper's smallest network where both of its robust networks are stored
     at, w34 = p.name, W
     big = [larger_network(s, 3), larger_network(s, 4)]
     if all(big):
         (_, robust), (_, tradeoff) = big
         at, w34 = LARGER, presets.get(LARGER).sweep_width
-    sec = "sec-robust-tables34"
-    out = [
-        claim("table3-vmax", "Table 3: test $\\bar v_{\\max}$ (%), universal robust training",
-              lambda k: paper.TABLE3[k][1], lambda r: r.metrics["v_max_test"], robust, at, w34, sec),
-        claim("table4-vmax", "Table 4: test $\\bar v_{\\max}$ (%), robust training, trade-off adjusted",
-              lambda k: paper.TABLE4[k]["v_max"][1], lambda r: r.metrics["v_max_test"], tradeoff, at, w34, sec),
-        claim("table4-e", "Table 4: test $e$ (%), robust training, trade-off adjusted",
-              lambda k: paper.TABLE4[k]["e"][1], lambda r: r.metrics["e_test"], tradeoff, at, w34, sec),
-        claim("tradeoff-gain", "one epoch of $E_0 + E_1$ makes the robust network 3-4x more accurate (ratio of test $e$)",
-              lambda k: round(paper.TABLE3[k][0] / paper.TABLE4[k]["e"][1], 1),
-              lambda r: robust.metrics["e_test"] / r.metrics["e_test"], tradeoff, at, w34, sec, better="higher"),
-    ]
+    out = _tables34_rows(robust, tradeoff, at, w34)
     t5 = larger_network(s, 5)
-    if t5 is not None or p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
-        g, at5, w5 = (t5[1], LARGER, presets.get(LARGER).sweep_width) if t5 is not None else \
-            (s.table5_network(W), p.name, W)
-        out.append(claim("table5-vmax", "Table 5: test $\\bar v_{\\max}$ (%), Gaussian augmentation $\\sigma$ = 0.055",
-                         lambda k: paper.TABLE5[k]["v_max"][1], lambda r: r.metrics["v_max_test"], g, at5, w5,
-                         "sec-robust-table5"))
-    deep = paper.TABLE3["deep"][1]
-    texts = {"gaussian": ("robust-vs-gaussian", "robust training is ~2.3x less vulnerable than the best Gaussian "
-                          "augmentation (its $\\bar v_{\\max}$ / robust $\\bar v_{\\max}$)", paper.BEST_GAUSSIAN_V_MAX),
-             "jacobian": ("robust-vs-jacobian", "... and than the best Jacobian regularisation (its $\\bar v_{\\max}$ / "
-                          "robust $\\bar v_{\\max}$)", paper.BEST_JACOBIAN_V_MAX)}
-    for method, (id, text, theirs) in texts.items():
+    if t5 is not None:
+        out.append(_table5_row(t5[1], LARGER, presets.get(LARGER).sweep_width))
+    elif p.sweep_width in p.widths:  # Table 5's network at the width of the other claims
+        out.append(_table5_row(s.table5_network(W), p.name, W))
+    for method in VERSUS:
         # from LARGER where its robust network and the whole sweep are stored (equal schedules)
         if (pair := larger_compared(s, method)) is not None:
-            (rob, best), at_b, w_b = pair, LARGER, presets.get(LARGER).sweep_width
+            out.append(_versus_row(method, *pair, LARGER, presets.get(LARGER).sweep_width))
         else:
-            rob, best, at_b, w_b = s.robust(width=W), s.best_result(method), p.name, W
-        # the paper's sweeps are of its 4M network (L = 1024)
-        out.append(Claim(id, text, round(theirs / deep, 1), "20M vs 4M", best.v_max_test / rob.v_max_test,
-                         network(at_b, w_b, rob.epochs), at_b, "sec-robust-claim", better="higher",
-                         smaller=smaller(at_b, w_b, rob.epochs) or w_b < 1024))
+            out.append(_versus_row(method, s.robust(width=W), s.best_result(method), p.name, W))
     # the abstract's "limited only by network capacity": v_max falls as the network grows
     if len(p.widths) > 1:
         a, b = p.widths[-2], p.widths[-1]
@@ -775,4 +788,24 @@ def rows(s: Robustness) -> list[Claim]:
                          round(paper.TABLE3[256][1] / paper.TABLE3[512][1], 2), "0.6M -> 1.5M", per_doubling,
                          f"L = {a} -> {b}", p.name, "sec-robust-capacity", better="higher",
                          smaller=smaller(p.name, W, s.robust(width=W).epochs) or W < 1024))
+    return out
+
+
+def stored_rows(preset) -> list[Claim]:
+    """The claims of Tables 3-5, and of robust training against each sweep stored whole, at
+    `preset` from its stored networks alone (nothing is trained): what the summary shows of a
+    preset whose chapter is still training.  The same rows as `rows` where both have them."""
+    p = presets.get(preset)
+    W = p.sweep_width
+    nets = store.stored([TABLE_NETWORK[t](p, W) for t in (3, 4, 5)])
+    robust, tradeoff, g = (nets.get(TABLE_NETWORK[t](p, W).name) for t in (3, 4, 5))
+    out = _tables34_rows(robust, tradeoff, p.name, W) if robust and tradeoff else []
+    if g is not None:
+        out.append(_table5_row(g, p.name, W))
+    for method in VERSUS:
+        exps = _sweep_experiments(p, method)
+        found = store.stored(list(exps.values()))
+        if robust is not None and len(found) == len(exps):
+            sweep = {v: found[e.name] for v, e in exps.items()}
+            out.append(_versus_row(method, robust, sweep[analyses.best(analyses.scores(sweep))], p.name, W))
     return out
