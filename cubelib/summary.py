@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from . import claims, experiments, paper, presets, store
+from .report import Table
 from .claims import Claim
 from .experiments import Robust
 from .studies import accuracy, baselines, rendering, robustness, second_order, tangents
@@ -73,7 +74,6 @@ def markdown(table: list[Claim]) -> str:
 def provenance_table(preset):
     """Per chapter, the stored networks it shows at `preset`: how many, where and when they
     were trained, with which code, and their training time (for the execution page)."""
-    from .report import Table
     p = presets.get(preset)
     t = Table("", ["chapter", "networks", "stored", "trained on", "training time (h)", "code versions", "dates"],
               formats={4: ".1f"})
@@ -139,11 +139,10 @@ def _progress(exp) -> str:
         return f"checkpoint unreadable ({type(exc).__name__})"
 
 
-def paper_tables(preset) -> "report.Table":
+def paper_tables(preset) -> Table:
     """Tables 1-8 at `preset`, from stored results only (nothing is trained): ours at each width
     of the preset beside the paper's nearest network, with each network's name (which carries
     any deviation from the paper's recipe, e.g. "-e500" for a shortened schedule)."""
-    from .report import Table
     p = presets.get(preset)
     t = Table(f"Tables 1-8 of the paper at preset {p.name}",
               ["table", "network", "epochs", "quantity (%)", "train", "test", "paper", "paper train", "paper test"],
