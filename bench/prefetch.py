@@ -8,7 +8,6 @@ epoch can at best fall to its steps' share (bench/epoch_parts.py).
     python bench/prefetch.py [--preset quick] [--width 128] [--epochs 5] [--repeats 2] [--device cpu]
 """
 import argparse
-import time
 
 import torch
 

@@ -62,7 +62,6 @@ def main():
 
     for order, rows in ((1, 7), (2, 28)):
         pairs = PAIRS if order == 2 else None
-        dd2 = d2 if order == 2 else None
 
         stacked = torch.cat([x[:, None], d1] + ([d2] if order == 2 else []), 1)  # as training stores it
 

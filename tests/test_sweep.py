@@ -3,7 +3,6 @@ files of a serial run bit for bit, children after their parents; a second sweep 
 the flags fail clearly.  The Ray runs start a local Ray in a subprocess (two CLI calls, one
 start each) and leave no Ray process behind."""
 import hashlib
-import json
 import os
 import shutil
 import subprocess

@@ -324,7 +324,7 @@ def test_bfloat16_rounds_the_matmul_operands_only(ds):
     float32 pass."""
     m = jets.MLP((16, 8), generator=torch.Generator().manual_seed(0))
     x = ds.train.image[:8].reshape(8, -1).float()
-    w, b = m.weights[0], m.biases[0]
+    w = m.weights[0]
     with jets.matmul_precision(m, torch.bfloat16):
         z = m._mm(x, w)
         y_bf = m(x)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import analyses as stored_analyses
-from .. import capacity, data, directions, experiments, paper, plots, report, robustness
+from .. import data, directions, experiments, paper, plots, report, robustness
 from .. import store
 from .. import terms as T
 from ..claims import FULL_SETUP, LARGER

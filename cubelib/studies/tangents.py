@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import checks, geometry, paper, plots, presets, render, report, sampling
+from .. import checks, geometry, paper, plots, presets, render, sampling
 from ..claims import Claim
 from ..geometry import NU_NAMES, PAIRS
 
