@@ -647,7 +647,9 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     assert (f"{short.epochs} epochs end at a test error of {short.e_test:.2f} % and $\\bar v_{{\\max}}$ = "
             f"{short.v_max_test:.1f} %, the whole {4 * short.epochs} epochs (Table 5's network) at "
             f"{short.e_test / 2:.2f} %") in text
-    assert "will therefore be compared" in text and "once its network and both sweeps are stored" in text
+    # the robust network and the Jacobian sweep are stored, the Gaussian sweep misses a point
+    assert ("Robust training is therefore compared with the Jacobian regularisation sweep, of equal schedule, not "
+            "with Table 5's network; with the Gaussian augmentation sweep once it is stored whole.") in text
     monkeypatch.setattr(R, "_sweep_experiments", real)  # the whole sweep stored: the comparison is made
     s.numbers.update(R._larger_sweep_numbers(s))
     text = R.larger_sweeps_text(s)
@@ -673,6 +675,40 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     del s.larger[R.larger_network(s, 3)[1].name]  # nor the plane's panel and paragraph
     assert len(robustness_figures.plot_plane(s, a).axes) == 1 and R.larger_plane_text(s) == ""
 
+
+
+def test_the_comparison_with_the_sweeps_says_what_it_waits_for():
+    """Constructed numbers: robust training stored or not, each sweep whole, partial or absent."""
+    from cubelib.studies import robustness as R
+
+    def n(robust, gaussian, jacobian):  # each sweep: (stored, of) or None when no point is stored
+        out = {"ps_t3_v_max": 20.0} if robust else {}
+        for m, sw in (("gaussian", gaussian), ("jacobian", jacobian)):
+            if sw is not None:
+                out.update({f"ps_{m}_stored": sw[0], f"ps_{m}_of": sw[1],
+                            f"ps_{m}_compared": robust and sw[0] == sw[1]})
+        return out
+    head = "Robust training will therefore be compared with the sweeps, of equal schedules, not with Table 5's network"
+    assert R._compared_text(n(True, (6, 6), (3, 3))) == \
+        "Robust training is therefore compared with the sweeps, of equal schedules, not with Table 5's network."
+    assert R._compared_text(n(True, (6, 6), (1, 3))).endswith(
+        "compared with the Gaussian augmentation sweep, of equal schedule, not with Table 5's network; with the "
+        "Jacobian regularisation sweep once it is stored whole.")
+    assert R._compared_text(n(True, (6, 6), None)).endswith("with the Jacobian regularisation sweep once it is stored whole.")
+    assert R._compared_text(n(True, (5, 6), (1, 3))) == head + (
+        ", once the Gaussian augmentation sweep and the Jacobian regularisation sweep are stored whole.")
+    assert R._compared_text(n(False, (6, 6), (3, 3))) == head + ", once its network is stored."
+    assert R._compared_text(n(False, (6, 6), (1, 3))) == head + (
+        ", once its network is stored and the Jacobian regularisation sweep is stored whole.")
+
+
+def test_a_partial_sweep_says_its_takeover_is_of_the_points_stored():
+    from cubelib.studies import robustness as R
+    assert R._takeover_text([10, 100], None, "jacobian", whole=False) == \
+        "does not overtake the sensitivity attack at the points stored so far"
+    assert R._takeover_text([10, 100], 1, "jacobian", whole=False) == \
+        "overtakes the sensitivity attack from c² = 100 among the points stored so far"
+    assert R._takeover_text([10, 100], 1, "jacobian") == "overtakes the sensitivity attack from c² = 100"
 
 def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatch):
     """Constructed three-point sweeps with known (v_sen, v_inv): where the invariance attack

@@ -232,7 +232,7 @@ def _larger_sweep_numbers(s: Robustness) -> dict:
         vals = sorted(found)
         sen, inv, e = ([found[v].metrics[k] for v in vals] for k in ("v_sen_test", "v_inv_test", "e_test"))
         k = _takeover(sen, inv)
-        out[f"ps_{method}_takeover"] = _takeover_text(vals, k, method)
+        out[f"ps_{method}_takeover"] = _takeover_text(vals, k, method, whole=len(found) == len(planned))
         if k is not None and k < len(vals) - 1 and b == vals[-1]:
             out[f"ps_{method}_tail"] = (
                 f"from {sym} = {vals[k]:g} on, $\\bar v_{{\\text{{inv}}}}$ stays within {min(inv[k:]):.1f}-"
@@ -261,16 +261,31 @@ def larger_sweeps_text(s: Robustness) -> str:
                 f"$\\bar v_{{\\max}}$ at {n[f'ps_{m}_points']}. The lowest is {n[f'ps_{m}_best_v']:.1f} % at {sym} = "
                 f"{n[f'ps_{m}_best']:g} (test error {n[f'ps_{m}_best_e']:.1f} %), {n[f'ps_{m}_where']}. Its invariance "
                 f"attack {n[f'ps_{m}_takeover']}{paper_note}{tail}.")
-    compared = all(n.get(f"ps_{m}_compared") for m in ("gaussian", "jacobian"))
     short = (f" The shortened schedule has a price, measured at σ = {n['ps_short_sigma']:g}: {n['ps_short_epochs']} "
              f"epochs end at a test error of {n['ps_short_e']:.2f} % and $\\bar v_{{\\max}}$ = {n['ps_short_v']:.1f} %, "
              f"the whole {n['ps_whole_epochs']} epochs (Table 5's network) at {n['ps_whole_e']:.2f} % and "
-             f"{n['ps_whole_v']:.1f} %. Robust training {'is therefore' if compared else 'will therefore be'} compared "
-             f"with the sweeps, of equal schedules, not with Table 5's network"
-             f"{'' if compared else ', once its network and both sweeps are stored'}." if "ps_short_v" in n else "")
+             f"{n['ps_whole_v']:.1f} %. {_compared_text(n)}" if "ps_short_v" in n else "")
     return (f"The hollow squares are the paper's smallest network on the paper's data (preset `{q.name}`, "
             f"$L$ = {q.sweep_width}), trained for {n[f'ps_{found[0]}_epochs']} epochs like its robust networks."
             + "".join(sweep(m) for m in found) + short)
+
+
+def _compared_text(n: dict) -> str:
+    """Which sweeps robust training is compared with at `LARGER` (equal schedules), and what
+    each comparison still waits for (`n`: the chapter's numbers)."""
+    methods = ("gaussian", "jacobian")
+    done = [m for m in methods if n.get(f"ps_{m}_compared")]
+    partial = [m for m in methods if n.get(f"ps_{m}_stored", 0) < n.get(f"ps_{m}_of", 1)]
+    sweeps = lambda ms: " and ".join(f"the {SWEEP_TITLES[m]} sweep" for m in ms)
+    if len(done) == len(methods):
+        return "Robust training is therefore compared with the sweeps, of equal schedules, not with Table 5's network."
+    if done:
+        return (f"Robust training is therefore compared with {sweeps(done)}, of equal schedule, not with Table 5's "
+                f"network; with {sweeps([m for m in methods if m not in done])} once it is stored whole.")
+    waits = (["its network is stored"] if "ps_t3_v_max" not in n else []) + \
+        ([f"{sweeps(partial)} {'is' if len(partial) == 1 else 'are'} stored whole"] if partial else [])
+    return ("Robust training will therefore be compared with the sweeps, of equal schedules, not with Table 5's "
+            f"network, once {' and '.join(waits)}.")
 
 
 def larger_tables34_text(s: Robustness) -> str:
@@ -611,11 +626,14 @@ def _takeover(v_sen, v_inv) -> int | None:
     return next((i for i, (sen, inv) in enumerate(zip(v_sen, v_inv)) if inv >= sen), None)
 
 
-def _takeover_text(values, i: int | None, method: str) -> str:
-    """What the invariance attack does along a sweep, given `_takeover`'s index."""
+def _takeover_text(values, i: int | None, method: str, whole: bool = True) -> str:
+    """What the invariance attack does along a sweep, given `_takeover`'s index; `whole`:
+    every planned point of the sweep is among `values` (else the text says so)."""
     if i is None:
-        return "never overtakes the sensitivity attack in this sweep"
-    return f"overtakes the sensitivity attack from {SWEEP_SYMBOLS[method]} = {values[i]:g}"
+        return "never overtakes the sensitivity attack in this sweep" if whole else \
+            "does not overtake the sensitivity attack at the points stored so far"
+    return f"overtakes the sensitivity attack from {SWEEP_SYMBOLS[method]} = {values[i]:g}" + \
+        ("" if whole else " among the points stored so far")
 
 
 def _sweep_numbers(s: Robustness) -> dict:
