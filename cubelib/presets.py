@@ -173,13 +173,14 @@ _PAPER = Preset(
 # ~2.3x a first-order one (bench/epoch_parts.py: their random directions are drawn on the
 # CPU); 2000 epochs of every network would take ~100 CPU-hours.  The sweeps should bracket
 # their best v_max: at 500 epochs the sigma sweep still falls at 0.17 (23.9 %) and 0.25
-# (22.7 %), so it goes on to 0.35, quick's last point (quick's v_max still falls there too);
+# (22.7 %), so it goes on to 0.35, quick's last point (quick's v_max still falls there too),
+# and, its lowest v_max being at 0.35 (22.4 %), to 0.5;
 # the Jacobian sweep spans 10-1000 because at quick (L = 128) v_max falls from 125 % at
 # c^2 = 0.01 to its lowest, 27.5 %, at 100 and rises again at 1000 (27.9 %); c^2 = 1 (65.6 %
 # there) is not expected to be the best
 _PAPER_SMALL = dataclasses.replace(
     _PAPER, name="paper-small", widths=(256,), derivative_epochs=500, sweep_width=256, high_width=None, deep_width=None,
-    sigmas=(0.02, 0.055, 0.095, 0.17, 0.25, 0.35), jacobian_weights=(10.0, 100.0, 1000.0), baseline_width=256,
+    sigmas=(0.02, 0.055, 0.095, 0.17, 0.25, 0.35, 0.5), jacobian_weights=(10.0, 100.0, 1000.0), baseline_width=256,
     baseline_sweep=None, noise_images=512, oracle_images=500, attack_images=256)
 
 PRESETS = {p.name: p for p in (_SMOKE, _QUICK, _PAPER_SMALL, _PAPER)}
