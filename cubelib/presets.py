@@ -174,7 +174,7 @@ _PAPER = Preset(
 # CPU); 2000 epochs of every network would take ~100 CPU-hours.  The sweeps should bracket
 # their best v_max: at 500 epochs the sigma sweep still falls at 0.17 (23.9 %) and 0.25
 # (22.7 %), so it goes on to 0.35, quick's last point (quick's v_max still falls there too),
-# and, its lowest v_max being at 0.35 (22.4 %), to 0.5;
+# and, its lowest v_max being at 0.35 (22.4 %), to 0.5 (22.8 %: the lowest is inside);
 # the Jacobian sweep spans 10-1000 because at quick (L = 128) v_max falls from 125 % at
 # c^2 = 0.01 to its lowest, 27.5 %, at 100 and rises again at 1000 (27.9 %); c^2 = 1 (65.6 %
 # there) is not expected to be the best
