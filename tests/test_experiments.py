@@ -620,7 +620,9 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
     monkeypatch.setattr(R, "_sweep_experiments", planned)
     n = R._larger_sweep_numbers(s)
     v = min(R.larger_sweep(s, "gaussian"))
-    assert n["ps_gaussian_where"] == f"provisional while σ = {2 * v:g} is not trained"
+    assert n["ps_gaussian_where"] == f"provisional while σ = {2 * v:g} is not trained yet"
+    assert R._where(0, 3, "c²", missing={100.0, 1000.0}) == "provisional while c² = 100 and 1000 are not trained yet"
+    assert R._where(0, 4, "c²", missing={1.0, 100.0, 10.0}) == "provisional while c² = 1, 10 and 100 are not trained yet"
     assert n["ps_gaussian_of"] == 2 and n["ps_gaussian_stored"] == 1 and not n["ps_gaussian_compared"]
     assert n["ps_jacobian_compared"] and n["ps_jacobian_where"] == "the sweep's only point"
     s.numbers.update(n)

@@ -614,8 +614,9 @@ def _where(i: int, n: int, symbol: str = "", missing=()) -> str:
     if n == 1:
         return "the sweep's only point"
     if missing:  # the minimum may move to a point not trained yet
-        names = [f"{symbol} = {v:g}" for v in sorted(missing)]
-        return f"provisional while {', '.join(names)} {'is' if len(names) == 1 else 'are'} not trained"
+        names = [f"{v:g}" for v in sorted(missing)]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return f"provisional while {symbol} = {listed} {'is' if len(names) == 1 else 'are'} not trained yet"
     return "at the end of the sweep, so the true minimum may lie beyond it" if i == n - 1 else \
         "at the start of the sweep" if i == 0 else "inside the sweep"
 
