@@ -17,6 +17,7 @@ The rules (`RULES`, printed under the table):
   seed spread of our errors) but smaller, and does not hold (at this size) otherwise;
 - a qualitative claim (the paper gives no number, `paper` is text) holds in direction when
   ours is past its threshold, else does not hold;
+- a comparison of ours that the paper does not make (`paper` is None): no claim in the paper;
 - no number of ours: not measured.
 """
 from __future__ import annotations
@@ -40,7 +41,8 @@ RULES = (f"Verdicts are computed from the two numbers with a tolerance factor of
          f"{TOLERANCE}x the paper's; a gain (a ratio) holds when ours >= paper^(1/{TOLERANCE}) (6.1 needs 4.2), "
          f"holds in direction when it shows the effect (a ratio above {NO_EFFECT}, past the seed-to-seed "
          f"spread; for a qualitative claim, past the threshold named in the row) but less; otherwise "
-         f"the claim does not hold, 'at this size' when our network is smaller than the paper's nearest one.")
+         f"the claim does not hold, 'at this size' when our network is smaller than the paper's nearest one. "
+         f"A row the paper gives no number for (a comparison of ours) says '{OURS_ONLY}'.")
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,26 @@ def test_at_error_interpolates_a_sweep_on_the_log_log_plane():
     assert analyses.at_error([(1.0, 100.0), (2.0, 30.0), (2.0, 20.0)], 2.0) == (20.0, 1)  # a vertical segment
 
 
+def test_robust_training_against_a_sweep_at_its_best_and_at_equal_error():
+    """A constructed sweep on the line v = 100 / e (exact on the plane's log-log axes): the
+    paper's comparison takes its best (lowest v_max) network, the equal-error row its curve at
+    robust training's own error; outside the errors the sweep spans there is no number."""
+    from cubelib.studies import robustness as R
+
+    def net(e, v, epochs=2000):
+        return store.Result("n", "k", {"e_test": e, "v_max_test": v}, {}, {},
+                            {"recipe": {"phases": [{"epochs": epochs}]}})
+    sweep = {0.1: net(2.0, 50.0), 0.2: net(5.0, 20.0), 0.4: net(10.0, 10.0)}
+    best, curve = R._versus_rows("gaussian", net(4.0, 20.0), sweep, "paper", 256)
+    assert (best.id, curve.id) == ("robust-vs-gaussian", "robust-vs-gaussian-at-e")
+    assert best.ours == 10.0 / 20.0 and best.paper == round(paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3["deep"][1], 1)
+    assert curve.ours == pytest.approx(25.0 / 20.0, rel=1e-12) and curve.paper is None
+    assert claims.verdict(curve) == claims.OURS_ONLY and claims.verdict(best) == claims.FAILS_SMALL
+    _, outside = R._versus_rows("jacobian", net(1.0, 20.0), sweep, "paper", 256)
+    assert outside.ours is None and claims.verdict(outside) == claims.NOT_MEASURED
+    assert outside.claim.endswith("robust training's error, 1 %, lies outside the sweep's errors")
+
+
 def test_summary_without_compute_reports_missing(env):
     rows = summary.rows("smoke", compute=False)
     acc = [r for r in rows if r.id == "accuracy"]
@@ -340,12 +360,13 @@ def test_summary_shows_the_stored_claims_of_a_chapter_still_training(env):
     # smoke's sigma sweep is Table 5's network alone: that sweep is stored whole, its claim shown
     assert [e.name for e in R._sweep_experiments(p, "gaussian").values()] == [R.TABLE_NETWORK[5](p, p.sweep_width).name]
     rows = shown()
-    assert [c.id for c in rows] == tables + ["robust-vs-gaussian", "robustness"]
+    assert [c.id for c in rows] == tables + ["robust-vs-gaussian", "robust-vs-gaussian-at-e", "robustness"]
     assert rows[-1].ours is None and rows[-1].claim == "robustness chapter, the rest"
-    assert all(c.ours is not None for c in rows[:-1])
+    assert all(c.ours is not None for c in rows[:-2])
     for e in R._sweep_experiments(p, "jacobian").values():  # the other sweep stored whole: its claim joins
         store.run(e, progress=False)
-    assert [c.id for c in shown()] == tables + ["robust-vs-gaussian", "robust-vs-jacobian", "robustness"]
+    assert [c.id for c in shown()] == tables + ["robust-vs-gaussian", "robust-vs-jacobian", "robust-vs-gaussian-at-e",
+                                                "robust-vs-jacobian-at-e", "robustness"]
     partial = shown()[:-1]
     whole = {c.id: c for c in R.rows(R.study("smoke"))}  # trains the rest
     assert all(whole[c.id] == c for c in partial)
