@@ -54,8 +54,10 @@ def tables(*tables: Table):
     return Markdown("\n\n".join(t.markdown() for t in tables))
 
 
-def glue_all(numbers: dict):
-    """Glue every named number (or text) of a study for the chapter's prose."""
+def glue_all(numbers: dict, markdown=()):
+    """Glue every named number (or text) of a study for the chapter's prose; the texts named in
+    `markdown` carry symbols ($...$) and are glued as Markdown, for the chapter's {glue:md}."""
+    from IPython.display import Markdown
     from myst_nb import glue
     for key, value in numbers.items():
-        glue(key, value, display=False)
+        glue(key, Markdown(value) if key in markdown else value, display=False)

@@ -95,3 +95,20 @@ def test_radial_spectrum_adds_up_and_separates_the_families():
     # 0.2 U(1) the rest, spread wide, as D_mid is
     assert low[:5].sum() > 0.8 and low[10:].sum() < 0.1 < mid[10:].sum()
     assert low.argmax() < 3 < mid.argmax()
+
+
+def test_pair_cosines_measure_the_effective_dimension():
+    """The mean square scalar product of independent isotropic directions in a k-dimensional
+    subspace is 1/k (so the chapter's "effective dimension" 1 / mean square is k), and their
+    mean is 0; a shared component shows up in the mean."""
+    from cubelib.studies.robustness_figures import _pair_cosines
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(1681, 1681, generator=g, dtype=torch.float64))[0]
+    for k in (10, 100, 1681):
+        x = torch.randn(600, k, generator=g, dtype=torch.float64) @ basis[:, :k].T
+        cos = _pair_cosines(x)
+        assert cos.numel() == 600 * 599
+        assert 1 / cos.square().mean().item() == pytest.approx(k, rel=0.05)
+        assert abs(cos.mean().item()) < 5 / (k ** 0.5 * 600)  # its sd: sqrt(2 / k) / 600
+    shared = torch.randn(600, 1681, generator=g, dtype=torch.float64) + 3 * basis[:, 0]  # |common| ~ |noise| / 13.7
+    assert _pair_cosines(shared).mean().item() == pytest.approx(9 / (9 + 1681), rel=0.2)

@@ -136,12 +136,6 @@ def study(preset, device="cpu") -> Baselines:
 MARKDOWN_NUMBERS = ("tbp_trend", "any_v_text", "match_text", "tradeoff_text")
 
 
-def glued(numbers: dict) -> dict:
-    """The study's numbers for report.glue_all, those of MARKDOWN_NUMBERS as Markdown."""
-    from IPython.display import Markdown  # only where a chapter glues
-    return {k: Markdown(v) if k in MARKDOWN_NUMBERS else v for k, v in numbers.items()}
-
-
 def _sweep_table(table: dict) -> Table:
     t = Table("", ["method", "strength", "e (%)", *V_HEADS, "training s"],
               formats={2: ".2f", 3: ".1f", 4: ".1f", 5: ".1f", 6: ".0f"})

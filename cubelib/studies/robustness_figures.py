@@ -38,10 +38,16 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True)
 
 
+def _pair_cosines(x: torch.Tensor) -> torch.Tensor:
+    """The scalar products of every two different rows of x, as unit vectors."""
+    u = _unit(x.flatten(1))
+    c = u @ u.T
+    return c[~torch.eye(len(c), dtype=torch.bool, device=c.device)]
+
+
 def _mean_pair_cosine(x: torch.Tensor) -> float:
     """Mean scalar product of two different unit vectors among the rows of x."""
-    c = _unit(x.flatten(1)) @ _unit(x.flatten(1)).T
-    return float((c.sum() - c.diagonal().sum()) / (c.numel() - len(c)))
+    return float(_pair_cosines(x).mean())
 
 
 def _network_gradients(exp, images: torch.Tensor, device) -> torch.Tensor:
@@ -49,20 +55,32 @@ def _network_gradients(exp, images: torch.Tensor, device) -> torch.Tensor:
     return robustness.network_gradients(store.network(exp, device).double(), images)
 
 
+HIGH_RINGS = 11  # radial_spectrum's rings from here on: above 10 cycles per image
+
+
 @dataclass
 class Directions:
     examples: dict  # family -> one draw [41, 41]
     spectra: dict  # family -> (k, power) of spectrum_images draws
-    numbers: dict  # cos_low, spectrum_images
+    numbers: dict  # cos_low, rms_low, dims_low, spectrum_images, high_share_<family> (%)
 
 
 def random_directions(s: Robustness, generator: torch.Generator) -> Directions:
     """One draw of each family (Fig. 4), the radial power spectra of spectrum_images draws, and
-    the mean scalar product of two draws of D_low (from `generator`, in that order)."""
+    the mean and root-mean-square scalar product of two draws of D_low (from `generator`, in
+    that order)."""
     examples = {name: f(1, generator)[0] for name, f in FAMILIES.items()}
     spectra = {name: directions.radial_spectrum(f(s.preset.spectrum_images, generator)) for name, f in FAMILIES.items()}
-    cos_low = _mean_pair_cosine(directions.low(_n_images(s.preset), generator))
-    return Directions(examples, spectra, {"cos_low": abs(cos_low), "spectrum_images": int(s.preset.spectrum_images)})
+    # signed, the mean shows whether draws share a direction (as gradients do); the root mean
+    # square how concentrated they are: 1 / its square is their effective dimension (the
+    # participation ratio of their covariance; 1681 for white noise)
+    cos = _pair_cosines(directions.low(_n_images(s.preset), generator))
+    ms = float(cos.square().mean())
+    # each family's share of power above 10 cycles per image, where the attacks' shares are taken
+    shares = {f"high_share_{name}": 100 * float(power[HIGH_RINGS:].sum() / power.sum())
+              for name, (k, power) in spectra.items()}
+    return Directions(examples, spectra, {"cos_low": float(cos.mean()), "rms_low": ms ** 0.5, "dims_low": 1 / ms,
+                                          "spectrum_images": int(s.preset.spectrum_images), **shares})
 
 
 @dataclass
@@ -153,7 +171,7 @@ def attack_spectra(s: Robustness, device="cpu") -> AttackSpectra:
         nets["robust + $R^{\\mathrm{I}}_{\\mathrm{high}}$"] = experiments.robust(p, Robust(high=True), W)
     spectra = {label: directions.radial_spectrum(robustness.vulnerabilities(
         _network_gradients(exp, images, device), grad_O).d_max.reshape(-1, 41, 41)) for label, exp in nets.items()}
-    high_share = {label: float(power[11:].sum()) for label, (k, power) in spectra.items()}
+    high_share = {label: float(power[HIGH_RINGS:].sum() / power.sum()) for label, (k, power) in spectra.items()}
     return AttackSpectra(spectra, high_share, {"high_share_robust": 100 * high_share["robust"],
                                                "high_share_conv": 100 * high_share["conventional"]})
 
