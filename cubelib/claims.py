@@ -9,12 +9,13 @@ The rules (`RULES`, printed under the table):
 - a claim about a number that should be reproduced (`better=None`: a resolution, a norm)
   holds when ours is within a factor TOLERANCE of the paper's;
 - a claim about an error or a vulnerability (`better="lower"`) holds when ours is at most
-  TOLERANCE times the paper's; otherwise it does not hold, "at this size" when our network
-  is smaller than the paper's nearest one;
+  TOLERANCE times the paper's; otherwise it does not hold, "at this scale" when our network
+  is smaller than the paper's nearest one, or trained on less data or for fewer epochs;
 - a claim about a gain (`better="higher"`: a ratio > 1) holds when ours is at least the
   paper's on a log scale divided by TOLERANCE (ours >= paper ** (1 / TOLERANCE): 6.1 needs
-  4.2), holds in direction when it is past `threshold` (NO_EFFECT: 5 % above 1, the seed-to-
-  seed spread of our errors) but smaller, and does not hold (at this size) otherwise;
+  4.2), holds in direction when it is past `threshold` (NO_EFFECT: 5 % above 1, the largest
+  seed-to-seed spread of our errors) but smaller, is reversed below 1 / `threshold` (the
+  opposite effect), and does not hold (at this scale) otherwise;
 - a qualitative claim (the paper gives no number, `paper` is text) holds in direction when
   ours is past its threshold, else does not hold;
 - a comparison of ours that the paper does not make (`paper` is None): no claim in the paper;
@@ -35,7 +36,9 @@ NO_EFFECT = 1.05
 HOLDS = "holds"
 DIRECTION = "holds in direction"
 FAILS = "does not hold"
-FAILS_SMALL = "does not hold at this size"
+FAILS_SMALL = "does not hold at this scale"  # our network smaller, or trained on less data or for fewer epochs
+REVERSED = "reversed"  # a gain the paper claims, and ours shows the opposite effect
+REVERSED_SMALL = "reversed at this scale"
 NOT_MEASURED = "not measured"
 OURS_ONLY = "no claim in the paper"
 
@@ -43,9 +46,10 @@ RULES = (f"Verdicts are computed from the two numbers with a tolerance factor of
          f"reproduce holds within that factor; an error or vulnerability holds when ours is at most "
          f"{TOLERANCE}x the paper's; a gain (a ratio) holds when ours >= paper^(1/{TOLERANCE}) (6.1 needs 4.2), "
          f"holds in direction when it shows the effect (a ratio above {NO_EFFECT}, past the largest seed-to-seed "
-         f"spread of our test errors; for a qualitative claim, past the threshold named in the row) but less; "
-         f"otherwise the claim does not hold, 'at this size' when our network is smaller than the paper's nearest "
-         f"one or trained on less data or for fewer epochs. "
+         f"spread of our test errors; for a qualitative claim, past the threshold named in the row) but less, "
+         f"and is reversed when ours is below 1/{NO_EFFECT} (the opposite effect); otherwise the claim does not "
+         f"hold. 'At this scale': our network is smaller than the paper's nearest one or trained on less data or "
+         f"for fewer epochs. "
          f"A row the paper gives no number for (a comparison of ours) says '{OURS_ONLY}'.")
 
 
@@ -89,6 +93,8 @@ def verdict(c: Claim) -> str:
         return HOLDS if ratio <= TOLERANCE else fail
     if c.ours > 0 and math.log(c.ours) >= math.log(c.paper) / TOLERANCE:
         return HOLDS
+    if c.ours < 1 / c.threshold:
+        return REVERSED_SMALL if c.smaller else REVERSED
     return DIRECTION if c.ours > c.threshold else fail
 
 

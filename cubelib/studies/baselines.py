@@ -280,10 +280,12 @@ def rows(s: Baselines) -> list[Claim]:
         Claim("baseline-best", r"best method of the three other papers at $e \le$ universal robust's: its $\bar v_{\max}$ / "
               r"robust $\bar v_{\max}$ " f"({n['best_label']})", None, "", n["best_v"] / ref["v_max_test"], net, name,
               "sec-baselines-table"),
-        Claim("jr-projection", "Jacobian regularisation: one random projection trains like the exact norm "
+        Claim("jr-projection", "Jacobian regularisation (a claim of Hoffman, Roberts and Yaida): one random "
+              "projection trains like the exact norm "
               "(largest relative change of test $e$, %; effect: < 10 %)", "negligible", "", n["jr_de"], net, name,
               "sec-baselines-projections", better="lower", threshold=10.0, digits=2),
-        Claim("indicator", "the input-gradient / Hessian indicator tracks robustness (Spearman rho of mean $|J|$ "
+        Claim("indicator", "the input-gradient / Hessian indicator tracks robustness (a claim of Yu et al.; Spearman "
+              "rho of mean $|J|$ "
               "with the oracle's $\\bar v_{\\max}$; effect: > 0.5)", "tracks it", "", s.rho["J_out"], net, name, "sec-baselines-indicator",
               better="higher", threshold=0.5, digits=2),
     ]
