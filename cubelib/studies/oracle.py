@@ -61,7 +61,8 @@ def adversarial(s: Oracle, eps: float = 1.0) -> Adversarial:
     before = net(image.reshape(1, -1))[0, 0].item()
     after = net((image + eps * g1).reshape(1, -1))[0, 0].item()
     numbers = {"adv_norm": float(g1.norm()), "adv_change": after - before, "adv_pred": float(eps * g1.norm() ** 2),
-               "adv_pixel": float(eps * g1.abs().max()), "adv_norm_mean": float(grad_N[:, 0].norm(dim=1).mean())}
+               "adv_pixel": float(eps * g1.abs().max()), "adv_norm_mean": float(grad_N[:, 0].norm(dim=1).mean()),
+               "adv_over_D1": (after - before) / s.numbers["D1"]}
     return Adversarial(grad_N=grad_N, image=image, g1=g1, eps=eps, numbers=numbers)
 
 
@@ -99,6 +100,7 @@ def taylor_check(s: Oracle) -> Taylor:
     slopes = {name: tuple(float(np.polyfit(np.log(eps_list), np.log(e), 1)[0]) for e in pair)
               for name, pair in errors.items()}
     numbers = {"converged_share": 100 * sum(st == "converged" for st in statuses) / len(statuses),
+               "taylor_cubes": len(cubes), "taylor_solves": len(statuses),
                "slope1_min": min(sl[0] for sl in slopes.values()),
                "slope2_min": min(sl[1] for sl in slopes.values())}
     return Taylor(eps=eps_list, errors=errors, slopes=slopes, statuses=statuses, numbers=numbers)
@@ -115,7 +117,10 @@ def spectra(s: Oracle, adv: Adversarial) -> Spectra:
     """§4.4.2: the nine oracle gradients span six dimensions; the network's do not."""
     sv_O = torch.linalg.svdvals(s.grad_O).mean(0)
     sv_N = torch.linalg.svdvals(adv.grad_N).mean(0)
-    return Spectra(sv_oracle=sv_O, sv_network=sv_N, numbers={"rank_gap": float(sv_O[5] / sv_O[6])})
+    return Spectra(sv_oracle=sv_O, sv_network=sv_N, numbers={
+        "rank_gap": float(sv_O[5] / sv_O[6]),
+        # the network's: nearly, not exactly, six-dimensional (the paper: "very similar")
+        "net_gap": float(sv_N[5] / sv_N[6]), "net_tail": float(sv_N[6] / sv_N[0])})
 
 
 @dataclass
@@ -127,9 +132,11 @@ class Attacks:
 
 def one_output_attacks(s: Oracle, adv: Adversarial) -> Attacks:
     """§4.5: the invariance and sensitivity directions of output 1 at the first image."""
-    d_inv, d_sen = robustness.one_output_attacks(adv.grad_N[0, 0], s.grad_O[0, 0])
+    gN, gO = adv.grad_N[0, 0], s.grad_O[0, 0]
+    d_inv, d_sen = robustness.one_output_attacks(gN, gO)
+    # how much N_1 moves along the oracle's fastest cube motion, relative to O_1
     return Attacks(d_inv=d_inv.reshape(41, 41), d_sen=d_sen.reshape(41, 41),
-                   numbers={"sen_share": float(d_sen.norm() / adv.grad_N[0, 0].norm())})
+                   numbers={"sen_share": float(d_sen.norm() / gN.norm()), "inv_response": float(gN @ gO / (gO @ gO))})
 
 
 @dataclass
@@ -153,8 +160,14 @@ def vulnerabilities(s: Oracle) -> Vulnerabilities:
     for (m, w), r in means.items():
         table.add(f"{m}, L = {w}", r["v_max"], r["v_sen"], r["v_inv"], r["v_inv_alt"])
     conv, first = means["conventional", s.best], means["first", s.best]
+    # a network with zero gradient: its v_max is the oracle's own largest rate
+    zero = robustness.vulnerabilities(torch.zeros_like(s.grad_O), s.grad_O).v_max.mean().item()
     numbers = {"vmax_conv": conv["v_max"], "vmax_first": first["v_max"], "vsen_conv": conv["v_sen"],
-               "vinv_conv": conv["v_inv"], "vinv_alt_conv": conv["v_inv_alt"]}
+               "vinv_conv": conv["v_inv"], "vinv_alt_conv": conv["v_inv_alt"], "oracle_rate": zero,
+               "vmax_first_all": ", ".join(f"{r['v_max']:.0f} % at L = {w}" for (m, w), r in means.items()
+                                           if m == "first"),
+               "vmax_conv_all": ", ".join(f"{r['v_max']:.0f} % at L = {w}" for (m, w), r in means.items()
+                                          if m == "conventional")}
     return Vulnerabilities(means=means, table=table, numbers=numbers)
 
 
@@ -180,7 +193,8 @@ def rate_check(s: Oracle) -> RateCheck:
         err = net((images + eps * D).flatten(1)) - geometry.target(moved.vertices)
         measured = (err - base).norm(dim=1) / eps * robustness.V_SCALE
         ratio.append((measured / vul.v_max).mean().item())
-    return RateCheck(eps=list(RATE_EPS), ratio=ratio, numbers={"rate_ratio": ratio[-1]})
+    return RateCheck(eps=list(RATE_EPS), ratio=ratio, numbers={
+        "rate_ratio": ratio[-1], "rate_images": int(k), "rate_eps_big": RATE_EPS[0], "rate_ratio_big": ratio[0]})
 
 
 def _image_panels(n: int):

@@ -234,7 +234,8 @@ def _weighted_numbers(s: SecondOrder) -> dict:
             "w_e2_end": float(np.mean([last_e2(s.seeds["weighted", k], w) for k in range(s.preset.seeds)])),
             "w_e2_paper_end": last_e2(s.accuracy["second", s.best], 1.0),
             "w_small_width": int(min(s.weighted)), "w_small_e": s.weighted[min(s.weighted)].e_test,
-            "w_small_first": s.e("first", min(s.weighted)), **paper_gains()}
+            "w_small_first": s.e("first", min(s.weighted)),
+            "w_small_gain": s.e("first", min(s.weighted)) / s.weighted[min(s.weighted)].e_test, **paper_gains()}
 
 
 def paper_gains() -> dict:
@@ -368,7 +369,18 @@ def _table6_numbers(s: SecondOrder) -> dict:
             "best": int(best), "e2_printed": printed.metrics["e_test"] if printed else float("nan"),
             "printed_reading": reading,
             "beat_first_epoch": int(epochs_to_beat(s, "first", best)),
-            "beat_conv_epoch": int(epochs_to_beat(s, "conventional", best))}
+            "beat_conv_epoch": int(epochs_to_beat(s, "conventional", best)),
+            **_depth_numbers(s.accuracy["second", best].metrics["e_test_per_output"])}
+
+
+DEPTH = (2, 5, 8)  # the z coordinate of each of the three vertices among the nine outputs (geometry.target)
+
+
+def _depth_numbers(per_output) -> dict:
+    """Where a network's test error sits: its three depth (z) outputs against the six others."""
+    z = [per_output[i] for i in DEPTH]
+    xy = [v for i, v in enumerate(per_output) if i not in DEPTH]
+    return {"e2_z_lo": min(z), "e2_z_hi": max(z), "e2_xy_lo": min(xy), "e2_xy_hi": max(xy)}
 
 
 def _long_numbers(s: SecondOrder) -> dict:
@@ -388,13 +400,24 @@ def _robust_numbers(s: SecondOrder) -> dict:
     # the training-time ratio from the plain recipe at the largest width (a timing disturbed by
     # other jobs carries a train_seconds_note in its provenance)
     w_cost = max(s.preset.widths)
+    # the paper's own clean-image price of the second-order terms, over its five networks
+    t73 = [paper.TABLE7[k][0] / paper.TABLE3[k][0] for k in paper.TABLE7]
+    t84 = [paper.TABLE8[k]["e"][1] / paper.TABLE4[k]["e"][1] for k in paper.TABLE8]
+    ours = (II["e_test"] / I["e_test"], IIt["e_test"] / It["e_test"])
+    place = ["inside" if min(t) <= r <= max(t) else "below" if r < min(t) else "above" for r, t in zip(ours, (t73, t84))]
+    dv = [f"{s.robust[n.label, True, False].metrics['v_max_test'] - s.robust[n.label, False, False].metrics['v_max_test']:+.1f}"
+          f" at L = {n.label}" for n in s.nets]
     return {"big_label": big, "big_width": int(s.nets[-1].width), "I_e": I["e_test"], "I_v": I["v_max_test"],
             "II_e": II["e_test"], "II_v": II["v_max_test"], "It_e": It["e_test"], "It_v": It["v_max_test"], "IIt_e": IIt["e_test"],
             "IIt_v": IIt["v_max_test"], "II_over_I": II["e_test"] / I["e_test"],
             "IIt_over_It": IIt["e_test"] / It["e_test"], "dv_clean": II["v_max_test"] - I["v_max_test"],
             "cost_ratio": s.robust[f"{w_cost}", True, False].provenance["train_seconds"]
             / s.robust[f"{w_cost}", False, False].provenance["train_seconds"],
-            "w_cost": int(w_cost)}
+            "w_cost": int(w_cost),
+            "paper_II_over_I": f"{min(t73):.1f}–{max(t73):.1f}", "paper_IIt_over_It": f"{min(t84):.1f}–{max(t84):.1f}",
+            "II_vs_paper": f"{place[0]} the paper's range" if place[0] == place[1] else
+            f"{place[0]} the paper's range before the trade-off epoch and {place[1]} it after",
+            "dv_all": ", ".join(dv)}
 
 
 def _oracle_numbers(s: SecondOrder) -> dict:
@@ -411,6 +434,8 @@ def _noise_numbers(s: SecondOrder) -> dict:
     gI, gII, gIt, gIIt = (growth(s, k) for k in ("I", "II", "I + E0+E1 epoch", "II + E0+E1 epoch"))
     gauss_label = next(k for k in nets if k.startswith("N"))
     corr_helps = [k for k, rows_ in nets.items() if rows_[-1]["e_corrected"] < rows_[-1]["e_uncorrected"]]
+    top = {k: rows_[-1]["e_corrected"] for k, rows_ in nets.items()}  # the error against eq. (52) at the largest sigma
+    lowest = min(top, key=top.get)
     if gII < gI and gIIt < gIt:
         verdict = "grows more slowly"
     elif gII >= gI and gIIt >= gIt:
@@ -420,7 +445,12 @@ def _noise_numbers(s: SecondOrder) -> dict:
     return {"grow_I": gI, "grow_II": gII, "grow_It": gIt, "grow_IIt": gIIt, "grow_N": growth(s, gauss_label),
             "gauss_label": gauss_label, "gauss_sigma": float(gauss_label.split()[1]),
             "uncorr_gap": max(abs(r["v_max_corrected"] - r["v_max_uncorrected"]) for v in nets.values() for r in v),
-            "corr_helps": ", ".join(corr_helps) or "none of them", "noise_verdict": verdict}
+            "corr_helps": ", ".join(corr_helps) if corr_helps else
+            "none of the networks; every network's answer stays nearer the clean cube than the oracle's answer for "
+            "the noisy image, so the networks ignore the noise rather than follow the oracle off the manifold",
+            "noise_verdict": verdict, "paper_gauss_sigma": paper.BEST_GAUSSIAN_SIGMA,
+            "e_top_all": ", ".join(f"{k}: {v:.1f} %" for k, v in top.items()),
+            "II_unmatched": "the lowest" if lowest == "II" else f"not the lowest ({lowest} is)"}
 
 
 def _verdicts(s: SecondOrder) -> dict:
