@@ -143,6 +143,10 @@ def _schedule(p: Preset, width: int) -> str:
         f"{ph.epochs} epochs at {ph.lr:g} ({' + '.join(t.name for t in ph.terms)})" for ph in e.recipe.phases)
 
 
+# numbers that are sentences with symbols in them: the chapter pastes them as Markdown ({glue:md})
+MARKDOWN_NUMBERS = ("dv_all",)
+
+
 def _net_label(label: str) -> str:
     """A row label of Tables 7-8 with its maths typeset: "128 + R_high" -> "L = 128 + $R_{\\text{high}}$"."""
     return "L = " + label.replace("R_high", "$R_{\\text{high}}$")
@@ -406,7 +410,7 @@ def _robust_numbers(s: SecondOrder) -> dict:
     ours = (II["e_test"] / I["e_test"], IIt["e_test"] / It["e_test"])
     place = ["inside" if min(t) <= r <= max(t) else "below" if r < min(t) else "above" for r, t in zip(ours, (t73, t84))]
     dv = [f"{s.robust[n.label, True, False].metrics['v_max_test'] - s.robust[n.label, False, False].metrics['v_max_test']:+.1f}"
-          f" at L = {n.label}" for n in s.nets]
+          f" at {_net_label(n.label)}" for n in s.nets]
     return {"big_label": big, "big_width": int(s.nets[-1].width), "I_e": I["e_test"], "I_v": I["v_max_test"],
             "II_e": II["e_test"], "II_v": II["v_max_test"], "It_e": It["e_test"], "It_v": It["v_max_test"], "IIt_e": IIt["e_test"],
             "IIt_v": IIt["v_max_test"], "II_over_I": II["e_test"] / I["e_test"],
