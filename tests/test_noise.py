@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from cubelib import data, noise
+from cubelib import data, noise, render
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,21 @@ def test_eq_52_is_second_order_accurate_against_the_nonlinear_oracle(split):
 def test_standard_noise_is_shared_across_sigmas(split):
     a = noise.noisy_oracle(split, 0.1, 3, seed=7, nonlinear=False)
     b = noise.noisy_oracle(split, 0.2, 3, seed=7, nonlinear=False)
-    clean = split.image[:3].double()
+    clean = render.render(split.vertices[:3].double(), order=0).image
     assert torch.allclose(2 * (a.image - clean), b.image - clean)
+
+
+def test_the_clean_image_is_its_cube_s_exactly(tmp_path):
+    """At sigma = 0 the nonlinear oracle is already at its answer: the image is rendered in
+    float64 from the cube, not read from the stored set (float32, rounded by ~3e-8), so every
+    solve converges where it starts."""
+    cfg = data.DatasetConfig(n_train=4, n_test=32, order=2, storage="float32")
+    test = data.load(cfg, cache_dir=tmp_path, progress=False).test
+    exact = render.render(test.vertices.double(), order=0).image
+    assert (test.image.double() - exact).abs().max() > 0  # the stored images are rounded
+    no = noise.noisy_oracle(test, 0.0, 32)
+    assert torch.equal(no.image, exact)
+    assert bool(no.converged.all()) and torch.allclose(no.target_nonlinear, no.target_clean, rtol=0, atol=1e-12)
 
 
 def test_bad_input(split):
