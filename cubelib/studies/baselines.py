@@ -19,7 +19,7 @@ from .. import store, trainset
 from .. import terms as T
 from ..baselines import unit_projections
 from ..experiments import Robust
-from ..claims import Claim
+from ..claims import NO_EFFECT, Claim
 from ..report import Table
 
 NOISE_SIGMAS = (0.05, 0.1, 0.2)  # the noise columns of the table (eq. 52)
@@ -133,7 +133,7 @@ def study(preset, device="cpu") -> Baselines:
 
 
 # numbers that are sentences with symbols in them: the chapter pastes them as Markdown ({glue:md})
-MARKDOWN_NUMBERS = ("tbp_trend", "any_v_text", "match_text", "tradeoff_text")
+MARKDOWN_NUMBERS = ("tbp_trend", "any_v_text", "match_text", "tradeoff_text", "near_text")
 
 
 def _sweep_table(table: dict) -> Table:
@@ -197,10 +197,8 @@ def _sweep_numbers(s: Baselines) -> dict:
         f"one projection and the exact norm end up to {100 * max(de, dv):.1f} % apart here, more than "
         "003's Fig. 2 shows.",
         "tbp_e_strongest": tbp_e[-1],
-        "tbp_trend": ("Every increase in $\\beta$ costs accuracy" if all(np.diff(tbp_e) > 0) else
-                      "The error does not grow at every step of $\\beta$") +
-        f" (test e {' → '.join(f'{e:.1f}' for e in tbp_e)} %), and $\\bar v_{{\\max}}$ goes "
-        f"{' → '.join(f'{v:.0f}' for v in tbp_v)} %.",
+        "tbp_trend": f"Along $\\beta$ the test error goes {' → '.join(f'{e:.1f}' for e in tbp_e)} % and "
+        f"$\\bar v_{{\\max}}$ {' → '.join(f'{v:.0f}' for v in tbp_v)} % (one seed each).",
     }
 
 
@@ -212,6 +210,10 @@ def _table_numbers(s: Baselines) -> dict:
     matched = [k for k, v in base.items() if v["v_max_test"] <= ref["v_max_test"] and v["e_test"] <= ref["e_test"]]
     any_v = [r for sw in s.comparison["sweeps"].values() for r in sw if r["v_max_test"] <= ref["v_max_test"]]
     noisy_best = min(base, key=lambda k: base[k]["noise"][-1])
+    # the picks within the 5 % tolerance of the best under noise: a tie, not a ranking
+    tied = sorted((k for k in base if base[k]["noise"][-1] <= NO_EFFECT * base[noisy_best]["noise"][-1]),
+                  key=lambda k: base[k]["noise"][-1])
+    gauss = next((k for k in s.compared if k.startswith("Gaussian")), None)
     return {
         "noise_images": int(s.noise["images"]), "n_base": len(base),
         "best_label": best, "best_v": base[best]["v_max_test"], "best_e": base[best]["e_test"],
@@ -220,6 +222,11 @@ def _table_numbers(s: Baselines) -> dict:
         "any_v_text": f"{len(any_v)} reach its $\\bar v_{{\\max}}$ at some strength" +
         (f"; the most accurate of those has e = {min(r['e_test'] for r in any_v):.1f} %." if any_v else "."),
         "noisy_best": noisy_best, "noisy_best_e": base[noisy_best]["noise"][-1], "ref_noise": ref["noise"][-1],
+        "noisy_text": ("the most accurate pick under noise is " if len(tied) == 1 else
+                       "the most accurate picks under noise, within 5 % of each other, are ")
+        + ", ".join(f"{k} ({base[k]['noise'][-1]:.1f} %)" for k in tied)
+        + (f"; the robustness chapter's best {gauss.replace('sigma', 'σ').replace(', ', ' (', 1)}) has "
+           f"{s.compared[gauss]['noise'][-1]:.1f} %" if gauss else ""),
         "ref_cost": ref["cost"], "best_cost": base[best]["cost"],
     }
 
@@ -228,7 +235,10 @@ def _indicator_numbers(s: Baselines) -> dict:
     """004's indicator against the oracle's v_max, also among the networks near the ceiling."""
     nets = s.indicator["networks"]
     near = [k for k in sorted(nets) if nets[k]["v_max_test"] < 1.5 * s.ceiling]
+    # where the oracle ranks a network with no gradient (v_max = the ceiling) among them all
+    zero_rank = 1 + sum(r["v_max_test"] < s.ceiling for r in nets.values())
     return {
+        "zero_rank": zero_rank,
         "n_sen_limited": int(sum(r["v_sen_test"] > r["v_inv_test"] for r in nets.values())),
         "zero_grad_v": s.ceiling, "n_near": len(near),
         "rho_near": inputspace.spearman([nets[k]["J_out"] for k in near],
@@ -247,8 +257,15 @@ def _verdict_numbers(s: Baselines) -> dict:
     e_match = [r for sw in sweeps.values() for r in sw if r["e_test"] <= s.comparison["reference"]["e_test"]]
     label = {r["name"]: f"{m} ({r['strength']:g})" for m, sw in sweeps.items() for r in sw}
     best_at_ref_e = min(e_match, key=lambda r: r["v_max_test"]) if e_match else None
+    # the paper's trade-off, by more than the 5 % tolerance: sensitivity falls and invariance rises
     traded = [m for m, rows in sweeps.items()
-              if rows[-1]["v_sen_test"] < rows[0]["v_sen_test"] and rows[-1]["v_inv_test"] > min(r["v_inv_test"] for r in rows)]
+              if rows[-1]["v_sen_test"] * NO_EFFECT < rows[0]["v_sen_test"]
+              and rows[-1]["v_inv_test"] > NO_EFFECT * min(r["v_inv_test"] for r in rows)]
+    ref_e = s.comparison["reference"]["e_test"]
+    # within the 5 % tolerance on clean error, a network the strict rule leaves out
+    near = [r for sw in sweeps.values() for r in sw if ref_e < r["e_test"] <= NO_EFFECT * ref_e
+            and (best_at_ref_e is None or r["v_max_test"] < best_at_ref_e["v_max_test"])]
+    near_best = min(near, key=lambda r: r["v_max_test"]) if near else None
     inv_max = max(r["v_inv_test"] for rows in sweeps.values() for r in rows)
     return {
         "match_text": (f"At this preset {len(beats)} of the {len(s.picks)} picks are at least as good as universal "
@@ -262,12 +279,17 @@ def _verdict_numbers(s: Baselines) -> dict:
         "zero_v": s.ceiling, "paper_ref_v": paper.TABLE4[1024]["v_max"][1],
         "paper_gauss_v": paper.BEST_GAUSSIAN_V_MAX, "paper_jr_v": paper.BEST_JACOBIAN_V_MAX,
         "paper_deep_v": paper.TABLE4["deep"]["v_max"][1],
-        "tradeoff_text": f"In {len(traded)} of {len(sweeps)} sweeps the strongest setting has a lower "
-        "$\\bar v_{\\text{sen}}$ than the weakest and a higher $\\bar v_{\\text{inv}}$ than the sweep's minimum: "
-        "the trade-off the paper finds for Gaussian augmentation and Jacobian regularisation (its Figs. 6–7). "
+        "tradeoff_text": f"In {len(traded)} of {len(sweeps)} sweeps the strongest setting has a "
+        "$\\bar v_{\\text{sen}}$ more than 5 % below the weakest's and a $\\bar v_{\\text{inv}}$ more than 5 % above "
+        "the sweep's minimum: the trade-off the paper finds for Gaussian augmentation and Jacobian regularisation "
+        "(its Fig. 6 and §4.6.3). "
         f"The largest $\\bar v_{{\\text{{inv}}}}$ of any baseline is {inv_max:.1f} %.",
         "best_v_at_ref_e": best_at_ref_e["v_max_test"] if e_match else float("nan"),
         "best_at_ref_e_label": label[best_at_ref_e["name"]] if e_match else "none",
+        "near_text": (f"Within the book's 5 % tolerance on clean error, {label[near_best['name']]} "
+                      f"(e = {near_best['e_test']:.2f} % against the reference's {ref_e:.2f} %) reaches "
+                      f"$\\bar v_{{\\max}}$ = {near_best['v_max_test']:.1f} %, lower still.") if near_best else
+        "No baseline within the book's 5 % tolerance on clean error does better.",
     }
 
 
