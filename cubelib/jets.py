@@ -62,7 +62,7 @@ class MLP(nn.Module):
     def _mm(self, h: torch.Tensor, w: torch.Tensor, last: bool = False) -> torch.Tensor:
         """h @ w.T; in a hidden layer with `matmul_dtype` set (bfloat16: the CPU's AMX, the
         GPU's tensor cores) both operands are rounded to it, the kernel accumulates in float32
-        and rounds the product to bfloat16 (relative 2^-9), which is returned as float32.  The
+        and rounds the product to bfloat16 (relative 2^-8), which is returned as float32.  The
         output layer (L x 128 x 9, cheap) stays float32, so the outputs themselves are not
         rounded at the 0.4 % of bfloat16 while the errors trained for are ~0.1 %."""
         if self.matmul_dtype is None or last:
