@@ -717,7 +717,7 @@ def test_the_robustness_chapter_shows_the_larger_presets_stored_networks(env, mo
             f"{short.e_test / 2:.2f} %") in text
     # the robust network and the Jacobian sweep are stored, the Gaussian sweep misses a point
     assert ("Robust training is therefore compared with the Jacobian regularisation sweep, of equal schedule, not "
-            "with Table 5's network; with the Gaussian augmentation sweep once it is stored whole.") in text
+            "with Table 5's network; with the Gaussian augmentation sweep once all its networks are trained.") in text
     monkeypatch.setattr(R, "_sweep_experiments", real)  # the whole sweep stored: the comparison is made
     s.numbers.update(R._larger_sweep_numbers(s))
     text = R.larger_sweeps_text(s)
@@ -761,13 +761,14 @@ def test_the_comparison_with_the_sweeps_says_what_it_waits_for():
         "Robust training is therefore compared with the sweeps, of equal schedules, not with Table 5's network."
     assert R._compared_text(n(True, (6, 6), (1, 3))).endswith(
         "compared with the Gaussian augmentation sweep, of equal schedule, not with Table 5's network; with the "
-        "Jacobian regularisation sweep once it is stored whole.")
-    assert R._compared_text(n(True, (6, 6), None)).endswith("with the Jacobian regularisation sweep once it is stored whole.")
+        "Jacobian regularisation sweep once all its networks are trained.")
+    assert R._compared_text(n(True, (6, 6), None)).endswith(
+        "with the Jacobian regularisation sweep once all its networks are trained.")
     assert R._compared_text(n(True, (5, 6), (1, 3))) == head + (
-        ", once the Gaussian augmentation sweep and the Jacobian regularisation sweep are stored whole.")
-    assert R._compared_text(n(False, (6, 6), (3, 3))) == head + ", once its network is stored."
+        ", once the Gaussian augmentation sweep and the Jacobian regularisation sweep are complete.")
+    assert R._compared_text(n(False, (6, 6), (3, 3))) == head + ", once its network is trained."
     assert R._compared_text(n(False, (6, 6), (1, 3))) == head + (
-        ", once its network is stored and the Jacobian regularisation sweep is stored whole.")
+        ", once its network is trained and the Jacobian regularisation sweep is complete.")
 
 
 def test_a_partial_sweep_says_its_takeover_is_of_the_points_stored():

@@ -257,7 +257,10 @@ def larger_sweeps_text(s: Robustness) -> str:
         sym, paper_note = SWEEP_SYMBOLS[m], \
             f" (the paper: from {paper.GAUSSIAN_INVARIANCE_TAKES_OVER:g})" if m == "gaussian" else ""
         tail = f"; {n[f'ps_{m}_tail']}" if f"ps_{m}_tail" in n else ""
-        return (f" {SWEEP_TITLES[m]} ({n[f'ps_{m}_stored']} of {n[f'ps_{m}_of']} networks stored), test "
+        count = n[f'ps_{m}_of'] if n[f'ps_{m}_stored'] == n[f'ps_{m}_of'] else \
+            f"{n[f'ps_{m}_stored']} of {n[f'ps_{m}_of']}"
+        trained = "networks" if n[f'ps_{m}_stored'] == n[f'ps_{m}_of'] else "networks trained so far"
+        return (f" {SWEEP_TITLES[m]} ({count} {trained}), test "
                 f"$\\bar v_{{\\max}}$ at {n[f'ps_{m}_points']}. The lowest is {n[f'ps_{m}_best_v']:.1f} % at {sym} = "
                 f"{n[f'ps_{m}_best']:g} (test error {n[f'ps_{m}_best_e']:.1f} %), {n[f'ps_{m}_where']}. Its invariance "
                 f"attack {n[f'ps_{m}_takeover']}{paper_note}{tail}.")
@@ -281,9 +284,9 @@ def _compared_text(n: dict) -> str:
         return "Robust training is therefore compared with the sweeps, of equal schedules, not with Table 5's network."
     if done:
         return (f"Robust training is therefore compared with {sweeps(done)}, of equal schedule, not with Table 5's "
-                f"network; with {sweeps([m for m in methods if m not in done])} once it is stored whole.")
-    waits = (["its network is stored"] if "ps_t3_v_max" not in n else []) + \
-        ([f"{sweeps(partial)} {'is' if len(partial) == 1 else 'are'} stored whole"] if partial else [])
+                f"network; with {sweeps([m for m in methods if m not in done])} once all its networks are trained.")
+    waits = (["its network is trained"] if "ps_t3_v_max" not in n else []) + \
+        ([f"{sweeps(partial)} {'is' if len(partial) == 1 else 'are'} complete"] if partial else [])
     return ("Robust training will therefore be compared with the sweeps, of equal schedules, not with Table 5's "
             f"network, once {' and '.join(waits)}.")
 
