@@ -774,9 +774,9 @@ def test_the_comparison_with_the_sweeps_says_what_it_waits_for():
 def test_a_partial_sweep_says_its_takeover_is_of_the_points_stored():
     from cubelib.studies import robustness as R
     assert R._takeover_text([10, 100], None, "jacobian", whole=False) == \
-        "does not overtake the sensitivity attack at the points stored so far"
+        "does not overtake the sensitivity attack at the points trained so far"
     assert R._takeover_text([10, 100], 1, "jacobian", whole=False) == \
-        "overtakes the sensitivity attack from c² = 100 among the points stored so far"
+        "overtakes the sensitivity attack from c² = 100 among the points trained so far"
     assert R._takeover_text([10, 100], 1, "jacobian") == "overtakes the sensitivity attack from c² = 100"
     assert R._takeover_text([0.1, 0.2, 0.3], None, "gaussian", v_sen=[30, 25, 24.5], v_inv=[20, 24.2, 24.0]) == \
         "never overtakes the sensitivity attack in this sweep; at σ = 0.3 it comes within 0.5 points of it"

@@ -663,14 +663,14 @@ def _takeover_text(values, i: int | None, method: str, whole: bool = True, v_sen
     overtakes, how close it comes (given the sweep's `v_sen`, `v_inv`)."""
     if i is None:
         text = "never overtakes the sensitivity attack in this sweep" if whole else \
-            "does not overtake the sensitivity attack at the points stored so far"
+            "does not overtake the sensitivity attack at the points trained so far"
         if len(v_sen):
             j = max(range(len(values)), key=lambda k: v_inv[k] - v_sen[k])
             text += (f"; at {SWEEP_SYMBOLS[method]} = {values[j]:g} it comes within "
                      f"{v_sen[j] - v_inv[j]:.1f} points of it")
         return text
     return f"overtakes the sensitivity attack from {SWEEP_SYMBOLS[method]} = {values[i]:g}" + \
-        ("" if whole else " among the points stored so far")
+        ("" if whole else " among the points trained so far")
 
 
 def _sweep_numbers(s: Robustness) -> dict:
