@@ -826,21 +826,19 @@ AT_ERROR = {m: (f"robust-vs-{m}-at-e", f"robust training against the {SWEEP_TITL
             for m in VERSUS}
 
 
-def _versus_rows(method: str, rob: Result, sweep: dict, at: str, w: int) -> tuple[Claim, Claim]:
+def _versus_rows(method: str, rob: Result, sweep: dict, at: str, w: int) -> tuple[Claim, Claim | None]:
     """Robust training `rob` against the `method` sweep (strength -> Result, stored whole):
     against its best network (the paper's comparison), and against its curve at `rob`'s test
-    error (not measured where `rob`'s error lies outside the errors the sweep spans)."""
+    error (None where `rob`'s error lies outside the errors the sweep spans: no such number
+    exists, and the chapter's plane says so)."""
     best = sweep[analyses.best(analyses.scores(sweep))]
     id, text, theirs = VERSUS[method]
     net, small = network(at, w, rob.epochs), smaller(at, w, rob.epochs) or w < 1024
     curve = analyses.at_error([(sweep[v].e_test, sweep[v].v_max_test) for v in sorted(sweep)], rob.e_test)
-    at_id, at_text = AT_ERROR[method]
-    if curve is None:
-        at_text += f": robust training's error, {rob.e_test:.3g} %, lies outside the sweep's errors"
     return (Claim(id, text, round(theirs / paper.TABLE3["deep"][1], 1), "20M vs 4M", best.v_max_test / rob.v_max_test,
                   net, at, "sec-robust-claim", better="higher", smaller=small),
-            Claim(at_id, at_text, None, "", None if curve is None else curve[0] / rob.v_max_test, net, at,
-                  "sec-robust-claim", better="higher", smaller=small))
+            None if curve is None else Claim(*AT_ERROR[method], None, "", curve[0] / rob.v_max_test, net, at,
+                                             "sec-robust-claim", better="higher", smaller=small))
 
 
 def rows(s: Robustness) -> list[Claim]:
@@ -869,7 +867,7 @@ def rows(s: Robustness) -> list[Claim]:
         else:
             own = {v: getattr(s, method)(v) for v in s.sweeps[method]["values"]}  # the study's sweep
             versus.append(_versus_rows(method, s.robust(width=W), own, p.name, W))
-    out += [best for best, _ in versus] + [curve for _, curve in versus]
+    out += [best for best, _ in versus] + [curve for _, curve in versus if curve is not None]
     # the abstract's "limited only by network capacity": v_max falls as the network grows
     if len(p.widths) > 1:
         a, b = p.widths[-2], p.widths[-1]
@@ -898,4 +896,4 @@ def stored_rows(preset) -> list[Claim]:
         found = store.stored(list(exps.values()))
         if robust is not None and len(found) == len(exps):
             versus.append(_versus_rows(method, robust, {v: found[e.name] for v, e in exps.items()}, p.name, W))
-    return out + [best for best, _ in versus] + [curve for _, curve in versus]
+    return out + [best for best, _ in versus] + [curve for _, curve in versus if curve is not None]
