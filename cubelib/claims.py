@@ -32,6 +32,7 @@ TOLERANCE = 1.25  # a factor within which a number counts as reproduced (the see
 # three seeds at quick: test error 5.0 % first-derivative, 2.8 % conventional, 1.3 % robust;
 # robust v_max 0.9 %; tests/test_experiments.py checks it against the stored results)
 NO_EFFECT = 1.05
+NO_EFFECT_TEXT = f"{(NO_EFFECT - 1) * 100:.0f} %"  # as the book's texts quote it
 
 HOLDS = "holds"
 DIRECTION = "holds in direction"

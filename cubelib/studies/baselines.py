@@ -19,7 +19,7 @@ from .. import store, trainset
 from .. import terms as T
 from ..baselines import unit_projections
 from ..experiments import Robust
-from ..claims import NO_EFFECT, Claim
+from ..claims import NO_EFFECT, NO_EFFECT_TEXT, Claim
 from ..report import Table
 
 NOISE_SIGMAS = (0.05, 0.1, 0.2)  # the noise columns of the table (eq. 52)
@@ -223,7 +223,7 @@ def _table_numbers(s: Baselines) -> dict:
         (f"; the most accurate of those has e = {min(r['e_test'] for r in any_v):.1f} %." if any_v else "."),
         "noisy_best": noisy_best, "noisy_best_e": base[noisy_best]["noise"][-1], "ref_noise": ref["noise"][-1],
         "noisy_text": ("the most accurate pick under noise is " if len(tied) == 1 else
-                       "the most accurate picks under noise, within 5 % of each other, are ")
+                       f"the most accurate picks under noise, within {NO_EFFECT_TEXT} of each other, are ")
         + ", ".join(f"{k} ({base[k]['noise'][-1]:.1f} %)" for k in tied)
         + (f"; the robustness chapter's best {gauss.replace('sigma', 'σ').replace(', ', ' (', 1)}) has "
            f"{s.compared[gauss]['noise'][-1]:.1f} %" if gauss else ""),
@@ -280,16 +280,17 @@ def _verdict_numbers(s: Baselines) -> dict:
         "paper_gauss_v": paper.BEST_GAUSSIAN_V_MAX, "paper_jr_v": paper.BEST_JACOBIAN_V_MAX,
         "paper_deep_v": paper.TABLE4["deep"]["v_max"][1],
         "tradeoff_text": f"In {len(traded)} of {len(sweeps)} sweeps the strongest setting has a "
-        "$\\bar v_{\\text{sen}}$ more than 5 % below the weakest's and a $\\bar v_{\\text{inv}}$ more than 5 % above "
+        f"$\\bar v_{{\\text{{sen}}}}$ more than {NO_EFFECT_TEXT} below the weakest's and a $\\bar v_{{\\text{{inv}}}}$ "
+        f"more than {NO_EFFECT_TEXT} above "
         "the sweep's minimum: the trade-off the paper finds for Gaussian augmentation and Jacobian regularisation "
         "(its Fig. 6 and §4.6.3). "
         f"The largest $\\bar v_{{\\text{{inv}}}}$ of any baseline is {inv_max:.1f} %.",
         "best_v_at_ref_e": best_at_ref_e["v_max_test"] if e_match else float("nan"),
         "best_at_ref_e_label": label[best_at_ref_e["name"]] if e_match else "none",
-        "near_text": (f"Within the book's 5 % tolerance on clean error, {label[near_best['name']]} "
+        "near_text": (f"Within the book's {NO_EFFECT_TEXT} tolerance on clean error, {label[near_best['name']]} "
                       f"(e = {near_best['e_test']:.2f} % against the reference's {ref_e:.2f} %) reaches "
                       f"$\\bar v_{{\\max}}$ = {near_best['v_max_test']:.1f} %, lower still.") if near_best else
-        "No baseline within the book's 5 % tolerance on clean error does better.",
+        f"No baseline within the book's {NO_EFFECT_TEXT} tolerance on clean error does better.",
     }
 
 

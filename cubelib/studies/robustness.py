@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import analyses, directions, evaluate, experiments, paper, presets, report
 from .. import store
-from ..claims import FULL_SETUP, LARGER, NO_EFFECT, Claim, nearest, network, smaller
+from ..claims import FULL_SETUP, LARGER, NO_EFFECT, NO_EFFECT_TEXT, Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from ..store import Result
@@ -121,6 +121,10 @@ def study(preset, device="cpu") -> Robustness:
     s.numbers = {**_setup_numbers(s), **_table_numbers(s), **_sweep_numbers(s), **_curve_numbers(s),
                  **_claim_numbers(s, verdict), **_long_numbers(s), **_high_numbers(s), **_summary_numbers(s),
                  **_larger_numbers(s), **_larger_sweep_numbers(s)}
+    # the claim with R_high, and its margins over the best of the sweeps
+    n = s.numbers
+    n["claim_high_text"] = ("was not tested at this preset" if n["claim_holds_high"] == "was not tested" else
+                            n["claim_holds_high"] + n["high_margins"])
     return s
 
 
@@ -354,7 +358,7 @@ def _tolerance_text(p: Preset) -> str:
     seeds = "" if spread is None else (
         f"; robust training's $\\bar v_{{\\max}}$ moves by {spread * 100:.1f} % over {len(experiments.PRECISION_SEEDS)} "
         f"seeds at `{p.name}`")
-    return (f"{(NO_EFFECT - 1) * 100:.0f} %, the book's tolerance for no effect (the largest seed-to-seed spread "
+    return (f"{NO_EFFECT_TEXT}, the book's tolerance for no effect (the largest seed-to-seed spread "
             f"measured, of test errors{seeds})")
 
 
@@ -387,7 +391,7 @@ def larger_plane_text(s: Robustness) -> str:
             (v, i), ratio = at, at[0] / r.v_max_test
             side = "below" if ratio >= NO_EFFECT else "above" if ratio <= 1 / NO_EFFECT else "on"
             sides.append(side)
-            where = f"within {(NO_EFFECT - 1) * 100:.0f} % of" if side == "on" else side
+            where = f"within {NO_EFFECT_TEXT} of" if side == "on" else side
             said.append(f"at {whose} test error, {r.e_test:.2f} %, the sweep's curve (interpolated between {sym} = "
                         f"{vals[i]:g} and {vals[i + 1]:g}) is at {v:.1f} %, against its {r.v_max_test:.1f} % "
                         f"(sweep / robust {ratio:.3f}: {where} the curve)")
@@ -448,7 +452,7 @@ def larger_summary_text(s: Robustness, numbers: dict) -> str:
         if ratios:
             seen = (f"robust training is less vulnerable at equal error by up to {max(ratios):.2f}x"
                     if max(ratios) >= NO_EFFECT else
-                    f"no ratio is past the book's {(NO_EFFECT - 1) * 100:.0f} % tolerance for no effect")
+                    f"no ratio is past the book's {NO_EFFECT_TEXT} tolerance for no effect")
             items.append(f"- **Against {SWEEP_TITLES[method]}** of the same schedule, at equal test error "
                          f"({{numref}}`fig-robustness-plane`, right): sweep / robust = {' and '.join(said)}: "
                          f"{seen}. The paper's {paper.BEST_GAUSSIAN_V_MAX / paper.TABLE3['deep'][1]:.1f}x is its 20M "
@@ -472,7 +476,7 @@ def larger_summary_text(s: Robustness, numbers: dict) -> str:
                      f"reaches {numbers['ps_cap_vmax']:.1f} % (first {numbers['ps_cap_images']} test images)"
                      + (f": at L = {q.sweep_width} too, the first layer is not what stops it."
                         if numbers["ps_cap_own"] * NO_EFFECT < numbers["ps_cap_vmax"] else
-                        f", within {(NO_EFFECT - 1) * 100:.0f} % of that bound: at this width the first layer may be what "
+                        f", within {NO_EFFECT_TEXT} of that bound: at this width the first layer may be what "
                         "stops it."))
     return (f"At the paper's smallest network and data (`{LARGER}`, L = {q.sweep_width}, "
             f"{q.n_train} training images):\n\n" + "\n".join(items))
@@ -707,9 +711,6 @@ def _claim_numbers(s: Robustness, verdict: dict) -> dict:
     below = None if np.isnan(rob_t_gauss_v) else rob_t["v_max_test"] < rob_t_gauss_v
     return {"claim_holds": "holds" if verdict["robust, trade-off adj. (Table 4)"] else "does not hold",
             "claim_holds_high": "was not tested" if high is None else "holds" if high else "does not hold",
-            # the same with the margins over the best of the sweeps
-            "claim_high_text": "was not tested at this preset" if high is None else
-            ("holds" if high else "does not hold") + _high_numbers(s)["high_margins"],
             "rob_gauss_v": gaussian_v_at(s, rob["e_test"]), "rob_t_gauss_v": rob_t_gauss_v,
             "plane_verdict": "the robust networks lie below the Gaussian sweep" if below else
             "the robust networks do not lie below the Gaussian sweep: at equal error, Gaussian augmentation with a "
