@@ -8,6 +8,7 @@ TABLE2 = {256: (0.16, 0.17), 512: (0.11, 0.12), 1024: (0.067, 0.075), 2048: (0.0
 WEIGHTS_MILLIONS = {256: 0.6, 512: 1.5, 1024: 4, 2048: 12}
 
 EFFECTIVE_RESOLUTION_LINES = 28  # section 3.3.2
+VISIBLE_WIDTH_PIXELS = {"nearest": 11, "middle": 10, "farthest": 9}  # section 3.4, the cube at three depths
 OUTPUT_STD = 0.3  # D_i, section 3.4: "all roughly equal to 0.3"
 ROTATION_D2_NORM = 40  # section 5.2: avg ||d2 I / d nu_i d nu_j||, i, j <= 3
 GRAD_NORM_N1 = 0.71  # section 3.6: ||grad N_1|| of the conventionally trained 12M network

@@ -72,3 +72,25 @@ def test_sweep_settings_are_validated():
         analyses.noise_sweep("smoke", networks={}, sigmas=(0.1, 2.0))
     with pytest.raises(ValueError, match="noise_sigmas must be"):
         analyses.noise_sweep("smoke", networks={}, sigmas=())
+
+
+def test_second_share_matches_the_sweep_and_scales_with_contrast(split):
+    """The share analysis of the second-order chapter: the sweep's measure on the same noise;
+    images scaled by k divide the second-order term / the first by k (eqs. 23, 51); a direction in the tangent space has no
+    residual part."""
+    from cubelib.studies.second_order import _second_share
+    n, sigma = 4, 0.1
+    D = torch.tensor([0.3, 0.2, 0.1] * 3, dtype=torch.float64)
+    no = noise.noisy_oracle(split, sigma, n, seed=5, nonlinear=False)
+    N = sigma * noise.standard_noise(n, 5).reshape(n, 1, -1)
+    V, d1, d2 = split.vertices[:n], split.d1[:n], split.d2[:n]
+    share = _second_share(V, d1, d2, N, D)
+    sweep = noise.oracle_gap(no.target_eq52, no.target_first, D) / noise.oracle_gap(no.target_eq52, no.target_clean, D)
+    assert share["share"] == pytest.approx(sweep, rel=1e-9)
+    assert 0 < share["residual"] and all(0 < x < 1 for x in share["per_output"])
+    doubled = _second_share(V, 2 * d1, 2 * d2, N, D)
+    assert doubled["ratio"] == pytest.approx(share["ratio"] / 2, rel=1e-9)
+    tangent = torch.randn(n, 1, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    along = tangent @ d1.reshape(n, 6, -1).double()  # in the tangent space
+    assert _second_share(V, d1, d2, along, D)["residual"] < 1e-12
+    assert _second_share(V, d1, d2, along, D)["share"] > 1e-6  # the curvature term remains

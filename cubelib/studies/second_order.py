@@ -5,7 +5,8 @@ networks of Figs. 9-10 under Gaussian noise (the stored noise sweep).
 `study` only loads stored results and builds the tables and numbers.  The analyses that need
 the order-2 data set (~2.3 GB at quick) or the networks' weights are separate functions the
 chapter calls: `pair_norms` (n_ij of E2 and the average image Hessians) and `term_diagnosis`
-(each cost term on the first- and second-derivative networks).  The figures are drawn by
+(each cost term on the first- and second-derivative networks), and `second_share` (what
+sets the second-order term's share of the oracle's answer under noise).  The figures are drawn by
 `second_order_figures`.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from .. import analyses, data, experiments, geometry, paper, presets, report, store
+from .. import analyses, data, experiments, geometry, noise, oracle, paper, presets, render, report, store
 from .. import terms as T
 from ..claims import Claim, nearest, network, smaller
 from ..experiments import Robust
@@ -427,7 +428,7 @@ def _robust_numbers(s: SecondOrder) -> dict:
 def _oracle_numbers(s: SecondOrder) -> dict:
     top = s.sweep["oracle"][-1]
     return {"sigma_top": top["sigma"], "norm_top": top["noise_norm"], "corr_top": top["correction"],
-            "second_share_top": top["second_order_part"] / top["correction"],
+            "second_share_top": top["second_order_part"] / top["correction"], "second_part_top": top["second_order_part"],
             "second_share_inv": top["correction"] / top["second_order_part"],
             "eq52_gap_top": top["eq52_vs_nonlinear"], "first_gap_top": top["first_vs_nonlinear"],
             "nl_corr_top": top["nonlinear_correction"], "converged_top": 100 * top["converged"]}
@@ -513,6 +514,10 @@ def rows(s: SecondOrder) -> list[Claim]:
                          f"mean of {n['w_seeds']} seeds)", round(t2 / t6, 1), theirs, n["w_gain_first"], net, name,
                          "sec-second-weighted", better="higher", smaller=small))
     top = s.sweep["sigmas"][-1]
+    out.append(Claim("noise-second-share", f"eq. (52) at $\\sigma$ = {top:g}: the second-order term's share of the "
+                     "oracle's correction (\"up to 1/20\" for $\\sigma \\le$ 0.25; no network involved)",
+                     paper.SECOND_ORDER_SHARE_OF_CORRECTION, "", s.numbers["second_share_top"], "", name,
+                     "sec-second-noise", smaller=False, digits=2))
     out.append(Claim("noise-stability", f"under Gaussian noise up to $\\sigma$ = {top:g}, " r"$\bar v_{\max}$ of second-order robust "
                      "training grows less than first-order's (points less; effect: > 1 point)", "flatter (Fig. 10)", "",
                      growth(s, "I") - growth(s, "II"), "", name, "sec-second-noise", better="higher",
@@ -627,3 +632,81 @@ def gradient_norms(net, batch, norms: T.Norms) -> dict:
         gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
         out[k] = torch.cat([g.flatten() for g in gs if g is not None]).norm().item()
     return out
+
+
+SHARE_IMAGES = 128  # test images of the share analysis (~5 s per blur to render at order 2 on one core)
+SHARE_BLURS = (0.015, render.SIGMA, 0.06)  # the rendering's Gaussian width, halved and doubled
+DIAMETER_IMAGES = 4000  # test images over which the manifold's diameter is taken
+
+
+def _second_share(vertices: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, noise_: torch.Tensor,
+                  D: torch.Tensor) -> dict:
+    """The second-order term's share of the oracle's correction by eq. (52), for noise [n, 1, P]
+    at cubes `vertices` with image derivatives d1, d2: as the sweep measures it (mean over the
+    outputs of rms / D_i), per output, per image (median), and the part of eq. (51) that the
+    noise outside the tangent space makes, its first two summands together:
+    2 H_ik . (D - dI/dnu_p dnu_p) dnu_k, zero for a direction in the tangent space."""
+    t = oracle.tangent(vertices, d1.double(), d2.double())
+    ex = oracle.along(t, noise_, order=2)
+    first, second = ex.dO[:, 0], 0.5 * ex.d2O[:, 0]
+    rms = lambda x: (x ** 2).mean(0).sqrt() / D  # noqa: E731, per output in units of D_i
+    # the residual r = D - J dnu of the first-order fit, met by the image Hessian, solved with
+    # Gamma like the whole of eq. (51)
+    r = noise_ - ex.dnu @ t.J
+    rH = (r @ t.H.transpose(-1, -2))[..., geometry.SYMMETRIC]
+    residual = 2 * torch.einsum("bmik,bmk->bmi", rH, ex.dnu)
+    b_residual = torch.linalg.solve(t.G[:, None], residual[..., None]).squeeze(-1)
+    part_residual = 0.5 * (b_residual @ t.dC)[:, 0]
+    per_image = (second / D).norm(dim=1) / ((first + second) / D).norm(dim=1)
+    return {"share": (rms(second).mean() / rms(first + second).mean()).item(),
+            "ratio": (rms(second).mean() / rms(first).mean()).item(),  # second-order term / first
+            "per_output": (rms(second) / rms(first + second)).tolist(),
+            "per_image_median": per_image.median().item(),
+            "residual": (rms(part_residual).mean() / rms(first + second).mean()).item()}
+
+
+@dataclass
+class SecondShare:
+    sigma: float
+    images: int
+    base: dict  # _second_share at the preset's images
+    by_blur: dict  # rendering width -> share
+    contrast_ratio: float  # second-order term / first with every image doubled, over the same undoubled
+    diameter: float  # the largest distance between two test images
+    diameter_images: int
+    numbers: dict
+
+
+def second_share(s: SecondOrder, n: int = SHARE_IMAGES) -> SecondShare:
+    """What sets the second-order term's share of the oracle's correction at the sweep's
+    largest sigma (the paper: "up to 1/20" for sigma <= 0.25): per output and image, the
+    residual term of eq. (51), the rendering's blur, the images' contrast (scaling every image
+    by k scales the share by 1/k: dnu ~ 1/k and d2nu ~ 1/k^2 in eqs. 23 and 51), and the
+    manifold's diameter, which fixes our contrast against the paper's "about 10"."""
+    test = _dataset(s.preset).test
+    D = _dataset(s.preset).norms.D_i.double()
+    n = min(n, len(test))
+    sigma = s.sweep["oracle"][-1]["sigma"]
+    N = sigma * noise.standard_noise(n, s.sweep["seed"]).reshape(n, 1, -1)
+    V = test.vertices[:n]
+    base = _second_share(V, test.d1[:n], test.d2[:n], N, D)
+    by_blur = {}
+    for blur in SHARE_BLURS:
+        r = base if blur == render.SIGMA else render.render(V, order=2, sigma=blur, check=False)
+        by_blur[blur] = base["share"] if r is base else _second_share(V, r.d1, r.d2, N, D)["share"]
+    doubled = _second_share(V, 2 * test.d1[:n], 2 * test.d2[:n], N, D)["ratio"]
+    m = min(DIAMETER_IMAGES, len(test))
+    X = test.image[:m].reshape(m, -1).double()
+    diameter = max(torch.cdist(X[i:i + 1000], X).max().item() for i in range(0, m, 1000))
+    rows_ = s.sweep["oracle"][1:]  # sigma > 0
+    slope = [r["second_order_part"] / r["correction"] / r["sigma"] for r in rows_]
+    numbers = {"share_images": n, "share_base": base["share"], "share_out_lo": min(base["per_output"]), "share_out_hi": max(base["per_output"]),
+               "share_image_median": base["per_image_median"], "share_residual": base["residual"],
+               "share_blur_lo": by_blur[SHARE_BLURS[0]], "share_blur_mid": by_blur[SHARE_BLURS[1]],
+               "share_blur_hi": by_blur[SHARE_BLURS[2]], "blur_lo": SHARE_BLURS[0], "blur_mid": SHARE_BLURS[1],
+               "blur_hi": SHARE_BLURS[2], "share_contrast_ratio": doubled / base["ratio"],
+               "diameter": diameter, "diameter_images": m,
+               "share_per_sigma_lo": min(slope), "share_per_sigma_hi": max(slope),
+               "sigma_paper_share": paper.SECOND_ORDER_SHARE_OF_CORRECTION / (sum(slope) / len(slope)),
+               "contrast_for_paper_share": s.numbers["second_share_top"] / paper.SECOND_ORDER_SHARE_OF_CORRECTION}
+    return SecondShare(sigma, n, base, by_blur, doubled / base["ratio"], diameter, m, numbers)
