@@ -270,7 +270,9 @@ def test_baseline_experiment_validation_and_keys():
     with pytest.raises(ValueError, match="fast-at"):
         experiments.baseline("smoke", "fast-at", 2.0)
     keys = {e.key() for e in experiments.baseline_experiments("quick")}
-    assert len(keys) == len(experiments.baseline_experiments("quick")) == 48
+    # every strength of every method a distinct experiment (quick sweeps them all)
+    n_strengths = sum(len(s) for s in experiments.BASELINE_STRENGTHS.values())
+    assert len(keys) == len(experiments.baseline_experiments("quick")) == n_strengths == 50
 
 
 @pytest.mark.parametrize("method", list(experiments.BASELINE_METHODS))
