@@ -269,9 +269,10 @@ def test_robustness_experiments_follow_the_paper():
 
 def test_every_quick_network_of_the_book_is_distinct():
     exps = experiments.all_experiments("quick")
-    # 94 of the chapters (88 of the paper's recipes, 4 of E2 x 0.01 and 2 more seeds of
-    # first-derivative training), 13 more of the precision comparison (5 of its 18 are the chapters')
-    assert len(exps) == len({e.key() for e in exps}) == 94 + 13
+    # 96 of the chapters (90 of the paper's recipes and the baselines' sweeps, 4 of E2 x 0.01
+    # and 2 more seeds of first-derivative training), 13 more of the precision comparison (5 of
+    # its 18 are the chapters')
+    assert len(exps) == len({e.key() for e in exps}) == 96 + 13
     bf16 = experiments.accuracy("quick", "first", 128, seed=1, precision="bfloat16")
     assert bf16.name == "accuracy-quick-first-s1-bf16-L128" and bf16.recipe.precision == "bfloat16"
     assert experiments.accuracy("quick", "first", 128).name == "accuracy-quick-first-L128"
