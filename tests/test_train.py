@@ -358,7 +358,7 @@ def test_the_bfloat16_speed_note_follows_the_measured_ratio_and_the_cpu_flags():
     assert precision.bf16_units("processor\t: 0\n") is None  # no flags line: unknown
     assert precision.speed_note(0.5, []) == ""  # faster: nothing to explain
     assert "no bfloat16 matrix instructions" in precision.speed_note(7.3, [])
-    assert "although this CPU has amx_bf16" in precision.speed_note(1.2, ["amx_bf16"])
+    assert "although this CPU has AMX-BF16 and AVX-512 BF16:" in precision.speed_note(1.2, ["amx_bf16", "avx512_bf16"])
     assert precision.speed_note(1.2, None) == "Here bfloat16 is slower."
     units = precision.bf16_units()  # this machine's own /proc/cpuinfo, where there is one
     assert units is None or set(units) <= {"amx_bf16", "avx512_bf16"}

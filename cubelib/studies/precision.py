@@ -126,8 +126,9 @@ def speed_note(ratio: float, units: list[str] | None) -> str:
     if not units:
         return ("Here bfloat16 is slower: this CPU reports no bfloat16 matrix instructions (neither AMX nor "
                 "AVX-512 BF16), so its products are emulated; the option only pays where the hardware has them.")
-    return (f"Here bfloat16 is slower although this CPU has {' and '.join(units)}: at this size converting the "
-            f"operands costs more than the faster products save.")
+    names = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX-512 BF16"}  # the flags' names in prose
+    return (f"Here bfloat16 is slower although this CPU has {' and '.join(names[u] for u in units)}: at this "
+            "size converting the operands costs more than the faster products save.")
 
 
 def speed(width: int = 256, batch: int = 2310, repeat: int = 3) -> dict:
