@@ -517,7 +517,7 @@ def rows(s: SecondOrder) -> list[Claim]:
     out.append(Claim("noise-second-share", f"eq. (52) at $\\sigma$ = {top:g}: the second-order term's share of the "
                      "oracle's correction (\"up to 1/20\" for $\\sigma \\le$ 0.25; no network involved)",
                      paper.SECOND_ORDER_SHARE_OF_CORRECTION, "", s.numbers["second_share_top"], "", name,
-                     "sec-second-noise", smaller=False, digits=2))
+                     "sec-second-noise", smaller=False))
     out.append(Claim("noise-stability", f"under Gaussian noise up to $\\sigma$ = {top:g}, " r"$\bar v_{\max}$ of second-order robust "
                      "training grows less than first-order's (points less; effect: > 1 point)", "flatter (Fig. 10)", "",
                      growth(s, "I") - growth(s, "II"), "", name, "sec-second-noise", better="higher",
