@@ -243,8 +243,9 @@ BASELINE_METHODS = {
 # the baselines chapter): m / 10, m, 10 m, 100 m, since a regulariser that only matches E0 at
 # the start barely moves a network; and a decade more (1000 m, then 10^4 m) while the strongest
 # one still left the network more accurate than universal robust training with the lowest v_max
-# of its sweep (Jacobian regularisation at quick: 1e-1 gave 16.9 % against the reference's 23.7 %).  Fast AT: eps in pixel units, 1e-4 to 1e-1 (a sign
-# perturbation of norm 41 eps: 0.004 to 4.1, the latter that of noise with sigma = 0.1)
+# of its sweep (Jacobian regularisation at quick: 1e-1 gave 16.9 % against the reference's
+# 23.7 %).  Fast AT: eps in pixel units, 1e-4 to 1e-1 (a sign perturbation of norm 41 eps:
+# 0.004 to 4.1, the latter that of noise with sigma = 0.1)
 BASELINE_STRENGTHS = {
     "ibp-loss-l1": (1e-4, 1e-3, 1e-2, 1e-1), "ibp-loss-l2": (1e-3, 1e-2, 1e-1, 1.0, 10.0),
     "ibp-pred": (1e-4, 1e-3, 1e-2, 1e-1, 1.0), "tangent-bp": (1e-5, 1e-4, 1e-3, 1e-2, 1e-1),

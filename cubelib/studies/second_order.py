@@ -667,40 +667,37 @@ def _second_share(vertices: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, no
 
 @dataclass
 class SecondShare:
-    sigma: float
-    images: int
-    base: dict  # _second_share at the preset's images
+    base: dict  # _second_share at the preset's first test images
     by_blur: dict  # rendering width -> share
-    contrast_ratio: float  # second-order term / first with every image doubled, over the same undoubled
-    diameter: float  # the largest distance between two test images
-    diameter_images: int
-    numbers: dict
+    numbers: dict  # for the chapter's text
 
 
 def second_share(s: SecondOrder, n: int = SHARE_IMAGES) -> SecondShare:
     """What sets the second-order term's share of the oracle's correction at the sweep's
     largest sigma (the paper: "up to 1/20" for sigma <= 0.25): per output and image, the
     residual term of eq. (51), the rendering's blur, the images' contrast (scaling every image
-    by k scales the share by 1/k: dnu ~ 1/k and d2nu ~ 1/k^2 in eqs. 23 and 51), and the
-    manifold's diameter, which fixes our contrast against the paper's "about 10"."""
-    test = _dataset(s.preset).test
-    D = _dataset(s.preset).norms.D_i.double()
+    by k divides the second-order term over the first by k: dnu ~ 1/k and d2nu ~ 1/k^2 in
+    eqs. 23 and 51), and the manifold's diameter, which fixes our contrast against the
+    paper's "about 10"."""
+    ds = _dataset(s.preset)
+    test, D = ds.test, ds.norms.D_i.double()
     n = min(n, len(test))
     sigma = s.sweep["oracle"][-1]["sigma"]
     N = sigma * noise.standard_noise(n, s.sweep["seed"]).reshape(n, 1, -1)
     V = test.vertices[:n]
     base = _second_share(V, test.d1[:n], test.d2[:n], N, D)
-    by_blur = {}
-    for blur in SHARE_BLURS:
-        r = base if blur == render.SIGMA else render.render(V, order=2, sigma=blur, check=False)
-        by_blur[blur] = base["share"] if r is base else _second_share(V, r.d1, r.d2, N, D)["share"]
+    by_blur = {render.SIGMA: base["share"]}
+    for blur in (b for b in SHARE_BLURS if b != render.SIGMA):  # the same cubes rendered at another width
+        r = render.render(V, order=2, sigma=blur, check=False)
+        by_blur[blur] = _second_share(V, r.d1, r.d2, N, D)["share"]
     doubled = _second_share(V, 2 * test.d1[:n], 2 * test.d2[:n], N, D)["ratio"]
     m = min(DIAMETER_IMAGES, len(test))
     X = test.image[:m].reshape(m, -1).double()
     diameter = max(torch.cdist(X[i:i + 1000], X).max().item() for i in range(0, m, 1000))
     rows_ = s.sweep["oracle"][1:]  # sigma > 0
     slope = [r["second_order_part"] / r["correction"] / r["sigma"] for r in rows_]
-    numbers = {"share_images": n, "share_base": base["share"], "share_out_lo": min(base["per_output"]), "share_out_hi": max(base["per_output"]),
+    numbers = {"share_images": n, "share_base": base["share"], "share_out_lo": min(base["per_output"]),
+               "share_out_hi": max(base["per_output"]),
                "share_image_median": base["per_image_median"], "share_residual": base["residual"],
                "share_blur_lo": by_blur[SHARE_BLURS[0]], "share_blur_mid": by_blur[SHARE_BLURS[1]],
                "share_blur_hi": by_blur[SHARE_BLURS[2]], "blur_lo": SHARE_BLURS[0], "blur_mid": SHARE_BLURS[1],
@@ -709,4 +706,4 @@ def second_share(s: SecondOrder, n: int = SHARE_IMAGES) -> SecondShare:
                "share_per_sigma_lo": min(slope), "share_per_sigma_hi": max(slope),
                "sigma_paper_share": paper.SECOND_ORDER_SHARE_OF_CORRECTION / (sum(slope) / len(slope)),
                "contrast_for_paper_share": s.numbers["second_share_top"] / paper.SECOND_ORDER_SHARE_OF_CORRECTION}
-    return SecondShare(sigma, n, base, by_blur, doubled / base["ratio"], diameter, m, numbers)
+    return SecondShare(base, by_blur, numbers)
