@@ -75,7 +75,8 @@ def prepare(recipe: recipes.Recipe, ds: data.Dataset, device) -> tuple[TrainSet,
                     tangent=bool(recipe.second_families))
     n_ij = None
     if recipe.n_ij_rule is not None:
-        n_ij = T.second_order_norms(ds.train.target_d2, ds.train.d2, recipe.n_ij_rule).to(device, torch.float32)
+        n_ij = T.second_order_norms(ds.train.target_d2, ds.train.d2, recipe.n_ij_rule,
+                                    ds.train.vertices).to(device, torch.float32)
     norms = T.Norms(n=ds.norms.n, n_i=ds.norms.n_i.to(device, torch.float32),
                     D=ds.norms.D_i.to(device, torch.float32), n_ij=n_ij)
     if recipe.robust:  # n_i and c of eq. (43) (and of R^II, §5.4), from one fixed draw of each family

@@ -294,6 +294,36 @@ def test_n_ij_rules(ds):
         T.second_order_norms(ds.train.target_d2, ds.train.d2, "other")
 
 
+def test_n_ij_corners_rule_is_the_24_face_corners(ds):
+    """The author's reading: the rotation pairs' n_ij over the 24 face corners (FACES lists
+    each face's four vertices), each corner's d2 by central second differences of
+    geometry.transform; the other 15 pairs as in the "scaled" rule."""
+    from cubelib import geometry
+    from cubelib.geometry import PAIRS
+    corners_rule = T.second_order_norms(ds.train.target_d2, ds.train.d2, "corners", ds.train.vertices)
+    scaled = T.second_order_norms(ds.train.target_d2, ds.train.d2, "scaled")
+    rot = torch.tensor([j < 3 for _, j in PAIRS])
+    v, h = ds.train.vertices.double(), 1e-4
+    faces = geometry.FACES.flatten()  # 24 corner indices
+
+    def corners(nu):
+        return geometry.transform(v, nu)[:, faces].flatten(1)  # [N, 72]
+
+    reference = torch.zeros(21, dtype=torch.float64)
+    for k, (i, j) in enumerate(PAIRS):
+        if j >= 3:
+            continue
+        e_i, e_j = torch.zeros(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
+        e_i[i], e_j[j] = h, h
+        d2 = (corners(e_i + e_j) - corners(e_i - e_j) - corners(e_j - e_i) + corners(-e_i - e_j)) / (4 * h * h)
+        reference[k] = d2.norm(dim=-1).mean()
+    assert torch.allclose(corners_rule[rot], reference[rot], rtol=1e-6)
+    assert corners_rule[rot].min() > 2 * scaled[rot].max() / 3  # 24 corners against 3 vertices
+    assert torch.equal(corners_rule[~rot], scaled[~rot])
+    with pytest.raises(ValueError, match="needs the training images' vertices"):
+        T.second_order_norms(ds.train.target_d2, ds.train.d2, "corners")
+
+
 def test_float32_recipes_keep_their_keys():
     """precision joined the recipe later: a float32 recipe describes (and keys) as before."""
     d = small().describe()
