@@ -173,3 +173,35 @@ def capacity_bound(preset, compute: bool = True, device="cpu", progress: bool = 
         return out
 
     return store.analysis(p.name, "capacity", spec, capacity, compute_bound if compute else None)
+
+
+def null_network(preset, compute: bool = True, progress: bool = True) -> dict | None:
+    """What a network that ignores its input scores at `preset` (claims.Claim.null): e of the
+    training set's mean answer on the test set (eq. 8), and the mean v_max, v_sen, v_inv of a
+    network with zero input gradient on the test images every network's vulnerabilities are
+    measured on (evaluate.VUL_IMAGES).  Rendered on its own (those test images only), so a
+    preset whose data set is not cached costs seconds, not the training set's hour; where
+    computing is switched off (CUBELIB_NO_TRAIN) and no file is stored, computed anyway and
+    not stored, since it trains nothing."""
+    from . import evaluate, geometry, sampling
+    p = presets.get(preset)
+    cfg = data.dataset_config(p, order=1)
+    n = min(p.n_test, evaluate.VUL_IMAGES)
+    spec = {"data": cfg.key(), "images": n}
+
+    def compute_null():
+        mean = geometry.target(sampling.sample_vertices(cfg.n_train, cfg.start)).double()
+        test_target = geometry.target(sampling.sample_vertices(cfg.n_test, cfg.start + cfg.n_train)).double()
+        D = mean.std(0)  # the D_i of eq. (8), as data.compute_norms takes them
+        e = 100 * ((test_target - mean.mean(0)) ** 2).mean(0).sqrt() / D
+        split = data.build_split(cfg.start + cfg.n_train, n, 1, cfg.sigma, data._STORAGE[cfg.storage],
+                                 progress=progress, desc="null network's test images")
+        grad_O = data.oracle_gradients(split)
+        vul = robustness.vulnerabilities(torch.zeros_like(grad_O), grad_O)
+        return {"preset": p.name, "images": n, "e_test": e.mean().item(),
+                **{f"{k}_test": getattr(vul, k).mean().item() for k in ("v_max", "v_sen", "v_inv")}}
+
+    try:
+        return store.analysis(p.name, "null", spec, robustness, compute_null if compute else None)
+    except store.TrainingDisabled:  # it trains nothing and takes seconds: computed, not stored
+        return dict(compute_null(), spec=spec)

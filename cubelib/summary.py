@@ -15,7 +15,7 @@ from .studies import accuracy, baselines, rendering, robustness, second_order, t
 
 # chapter -> (its claims at a preset, the networks they need: None for chapters without networks)
 CHAPTERS = {
-    "rendering": (lambda p, device: rendering.rows(rendering.study(p, device)), None),
+    "rendering": (lambda p, device: rendering.rows(p), None),
     "tangents": (lambda p, device: tangents.rows(p), None),
     "accuracy": (lambda p, device: accuracy.rows(accuracy.study(p, device)), experiments.accuracy_experiments),
     "robustness": (lambda p, device: robustness.rows(robustness.study(p, device)), experiments.robust_experiments),
@@ -39,27 +39,35 @@ def _stored(preset: str, needs) -> bool:
 
 
 def chapter_claims(chapter: str, preset, compute: bool = True, device="cpu") -> list[Claim]:
-    """The claims of `chapter` at the largest preset that has all its results stored, else at
-    `preset` (computing what is missing if `compute`).  A chapter that cannot be shown yields
-    the claims its stored networks allow (PARTIAL) and one row with ours = None ("not
-    measured") for the rest."""
+    """The claims of `chapter` at the largest preset that has all its results stored, and at
+    `preset` (computing what is missing if `compute`) those the larger preset has no row for.
+    A chapter that cannot be shown at `preset` yields the claims its stored networks allow
+    (PARTIAL) and one row with ours = None ("not measured") for the rest."""
     p = presets.get(preset)
     make, needs = CHAPTERS[chapter]
+    larger = []
     if needs is not None:
-        for larger in LARGER_PRESETS[p.name]:
-            if _stored(larger, needs):
+        for name in LARGER_PRESETS[p.name]:
+            if _stored(name, needs):
                 try:
                     with store.training(False):
-                        return make(presets.get(larger), device)
+                        larger = make(presets.get(name), device)
+                    break
                 except (store.TrainingDisabled, FileNotFoundError):
                     pass  # an analysis of that preset is missing: fall back to the build's preset
     try:
         with store.training(compute):
-            return make(p, device)
+            own = make(p, device)
     except (store.TrainingDisabled, FileNotFoundError):
         shown = PARTIAL[chapter](p) if chapter in PARTIAL else []
         rest = f"{chapter} chapter" + (", the rest" if shown else "")
-        return shown + [Claim(chapter, rest, None, "", None, "", p.name, "")]
+        own = shown + [Claim(chapter, rest, None, "", None, "", p.name, "")]
+    if not larger:
+        return own
+    # the larger preset's row of each id; the build's own where the larger preset has none
+    # (e.g. the capacity claim needs two widths, and paper-small has one)
+    ids = {c.id for c in larger}
+    return larger + [c for c in own if c.id not in ids and c.ours is not None]
 
 
 def rows(preset, compute: bool = True, device="cpu") -> list[Claim]:
@@ -71,12 +79,22 @@ def markdown(table: list[Claim]) -> str:
     return claims.markdown(table)
 
 
+def rows_by_preset(table: list[Claim]) -> str:
+    """How many rows each preset gives, largest first, e.g. "21 rows from paper-small, 14 from quick"."""
+    order = {name: k for k, name in enumerate(("paper", "paper-small", "quick", "smoke", "any"))}
+    counts = {}
+    for c in table:
+        counts[c.preset] = counts.get(c.preset, 0) + 1
+    parts = [f"{n} from {p}" for p, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], 9))]
+    return (f"{sum(counts.values())} rows: " + ", ".join(parts)).replace("from any", "independent of the preset")
+
+
 def provenance_table(preset):
     """Per chapter, the stored networks it shows at `preset`: how many, where and when they
     were trained, with which code, and their training time (for the execution page)."""
     p = presets.get(preset)
-    t = Table("", ["chapter", "networks", "stored", "trained on", "training time (h)", "code versions", "dates"],
-              formats={4: ".1f"})
+    t = Table(f"Preset {p.name}", ["chapter", "networks", "stored", "trained on", "training time (h)",
+                                   "code versions", "dates"], formats={4: ".1f"})
     for chapter, (_, needs) in CHAPTERS.items():
         if needs is None:
             t.add(chapter, 0, "-", "-", None, "-", "-")
@@ -91,6 +109,17 @@ def provenance_table(preset):
     t.note = (f"Networks the chapters load from `results/{p.name}/` (each with its full provenance in its JSON "
               f"file); a network is shared by chapters that show it, so the counts overlap.")
     return t
+
+
+def provenance_tables(preset) -> list[Table]:
+    """The provenance table of `preset` and of each larger preset that has networks stored
+    (the intro and the chapters show those where a chapter is stored whole there)."""
+    out = [provenance_table(preset)]
+    for larger in reversed(LARGER_PRESETS[presets.get(preset).name]):
+        t = provenance_table(larger)
+        if any(row[2] for row in t.rows):
+            out.append(t)
+    return out
 
 
 # How a row of one of the paper's tables gives (training, test) of a quantity

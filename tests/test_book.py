@@ -130,7 +130,7 @@ def test_book_builds_at_quick_from_the_committed_results_alone(quick_book, monke
     with store.training(False):
         rows = summary.rows("quick", compute=False)
     for c in rows:
-        assert f"{claims.ours_cell(c)} {claims.verdict(c)}" in text, c
+        assert f"{claims.ours_cell(c)} {claims.compared(c)} {claims.verdict(c)}" in text, c
 
 
 def _browser_check():

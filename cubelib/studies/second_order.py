@@ -20,7 +20,7 @@ import torch
 
 from .. import analyses, data, experiments, geometry, noise, oracle, paper, presets, render, report, store
 from .. import terms as T
-from ..claims import Claim, nearest, network, smaller
+from ..claims import NO_EFFECT, Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
 from .accuracy import paper_number
@@ -371,7 +371,8 @@ def _table6_numbers(s: SecondOrder) -> dict:
     return {"gain2_conv": s.e("conventional", best) / s.e("second", best),
             "gain2_first": s.e("first", best) / s.e("second", best),
             "e2_best": s.e("second", best), "e1_best": s.e("first", best), "e0_best": s.e("conventional", best),
-            "best": int(best), "e2_printed": printed.metrics["e_test"] if printed else float("nan"),
+            "best": int(best), "second_epochs": int(s.accuracy["second", best].epochs),
+            "e2_printed": printed.metrics["e_test"] if printed else float("nan"),
             "printed_reading": reading,
             "beat_first_epoch": int(epochs_to_beat(s, "first", best)),
             "beat_conv_epoch": int(epochs_to_beat(s, "conventional", best)),
@@ -474,55 +475,78 @@ def _verdicts(s: SecondOrder) -> dict:
 # The intro's rows
 
 def rows(s: SecondOrder) -> list[Claim]:
-    """The intro's claims of this chapter (Tables 6-8, Fig. 10), at the largest width,
+    """The intro's claims of this chapter (Tables 6-8, Figs. 9-10), at the largest width,
     against the paper's nearest network."""
     name, W = s.preset.name, s.best
     pw = nearest(W)
     epochs = s.accuracy["second", W].epochs  # at paper-small fewer than the paper's (its name says how many)
     net, theirs, small = network(name, W, epochs), f"{paper.WEIGHTS_MILLIONS[pw]}M", smaller(name, W, epochs)
+    null = analyses.null_network(name)
     t1, t2, t6 = paper.TABLE1[pw][1], paper.TABLE2[pw][1], paper.TABLE6[pw][1]
     conv, first, second = s.e("conventional", W), s.e("first", W), s.e("second", W)
     out = [
         Claim("table6-e", "Table 6: test $e$ (%), second-derivative training", t6, theirs, second, net, name,
-              "sec-second-table6", better="lower", smaller=small),
+              "sec-second-table6", kind="error", null=null["e_test"], smaller=small),
         Claim("second-gain", "second derivatives: 25x more accurate than conventional training (12M; ratio of "
               "test e)", round(t1 / t6, 1), theirs, conv / second, net, name, "sec-second-table6",
-              better="higher", smaller=small),
+              kind="gain", null=1.0, smaller=small),
         Claim("second-vs-first", "second derivatives: 4x more accurate than first derivatives (12M; ratio of "
               "test e)", round(t2 / t6, 1), theirs, first / second, net, name, "sec-second-table6",
-              better="higher", smaller=small),
+              kind="gain", null=1.0, smaller=small),
     ]
     robust_nets = [n for n in s.nets if not n.base.high and not n.base.deep]
     if robust_nets:
         n = robust_nets[-1]
         pn = nearest(n.width)
-        stored = s.robust[n.label, True, True]
-        r = stored.metrics
-        t8 = paper.TABLE8[pn]
-        rn, rtheirs = network(name, n.width, stored.epochs), f"{paper.WEIGHTS_MILLIONS[pn]}M"
-        rsmall = smaller(name, n.width, stored.epochs)
-        out += [Claim("table8-vmax", "Table 8: test $\\bar v_{\\max}$ (%), second-order robust training, trade-off adjusted",
-                      t8["v_max"][1], rtheirs, r["v_max_test"], rn, name, "sec-second-tables78", better="lower",
-                      smaller=rsmall),
-                Claim("table8-e", "Table 8: test $e$ (%), second-order robust training, trade-off adjusted",
-                      t8["e"][1], rtheirs, r["e_test"], rn, name, "sec-second-tables78", better="lower",
-                      smaller=rsmall)]
+        t7, t8, rtheirs = paper.TABLE7[pn], paper.TABLE8[pn], f"{paper.WEIGHTS_MILLIONS[pn]}M"
+        for tradeoff, (id, table, adjusted) in ((False, ("table7", "Table 7", "")),
+                                                (True, ("table8", "Table 8", ", trade-off adjusted"))):
+            stored = s.robust[n.label, True, tradeoff]
+            r, rn, rsmall = stored.metrics, network(name, n.width, stored.epochs), smaller(name, n.width, stored.epochs)
+            e_paper, v_paper = (t8["e"][1], t8["v_max"][1]) if tradeoff else t7
+            out += [Claim(f"{id}-vmax", f"{table}: test $\\bar v_{{\\max}}$ (%), second-order robust training{adjusted}",
+                          v_paper, rtheirs, r["v_max_test"], rn, name, "sec-second-tables78", kind="vulnerability",
+                          null=null["v_max_test"], smaller=rsmall),
+                    Claim(f"{id}-e", f"{table}: test $e$ (%), second-order robust training{adjusted}", e_paper,
+                          rtheirs, r["e_test"], rn, name, "sec-second-tables78", kind="error", null=null["e_test"],
+                          smaller=rsmall)]
     if s.seeds:
         n = s.numbers
         out.append(Claim("second-vs-first-weighted", f"second derivatives with $E_2 \\times$ {n['w_weight']:g} (a "
                          "deviation from the paper's method): more accurate than first derivatives (ratio of test e, "
                          f"mean of {n['w_seeds']} seeds)", round(t2 / t6, 1), theirs, n["w_gain_first"], net, name,
-                         "sec-second-weighted", better="higher", smaller=small))
+                         "sec-second-weighted", kind="gain", null=1.0, smaller=small))
     top = s.sweep["sigmas"][-1]
     out.append(Claim("noise-second-share", f"eq. (52) at $\\sigma$ = {top:g}: the second-order term's share of the "
                      "oracle's correction (\"up to 1/20\" for $\\sigma \\le$ 0.25; no network involved)",
                      paper.SECOND_ORDER_SHARE_OF_CORRECTION, "", s.numbers["second_share_top"], "", name,
                      "sec-second-noise", smaller=False))
+    # Fig. 10; a network ignoring its input has the same v_max at every sigma: no growth to compare
     out.append(Claim("noise-stability", f"under Gaussian noise up to $\\sigma$ = {top:g}, " r"$\bar v_{\max}$ of second-order robust "
                      "training grows less than first-order's (points less; effect: > 1 point)", "flatter (Fig. 10)", "",
-                     growth(s, "I") - growth(s, "II"), "", name, "sec-second-noise", better="higher",
-                     threshold=1.0, smaller=small, digits=2))
-    return out
+                     growth(s, "I") - growth(s, "II"), "", name, "sec-second-noise", kind="qualitative",
+                     better="higher", threshold=1.0, null=0.0, smaller=small, digits=2))
+    return out + _fig9_rows(s, null["e_test"], small)
+
+
+def _fig9_rows(s: SecondOrder, null_e: float, small: bool) -> list[Claim]:
+    """Fig. 9 at the largest sigma: "for all networks the corrected accuracy is higher" (the
+    error against eq. (52)'s cube below the error against the clean cube: the largest ratio
+    over the networks) and "the results of II are unmatched" (II's corrected error over the
+    lowest of the others).  A network ignoring its input is as far from either cube (ratio 1)
+    and, as II, has the null network's error."""
+    nets, top = s.sweep["networks"], s.sweep["sigmas"][-1]
+    ratio = max(r[-1]["e_corrected"] / r[-1]["e_uncorrected"] for r in nets.values())
+    others = min(r[-1]["e_corrected"] for k, r in nets.items() if k != "II")
+    return [Claim("noise-corrected", f"Fig. 9 at $\\sigma$ = {top:g}: every network's error against eq. (52)'s cube is "
+                  "below its error against the clean cube (largest ratio of the two over the networks; effect: < "
+                  f"1/{NO_EFFECT})", "corrected accuracy higher", "20M", ratio, "", s.preset.name, "sec-second-noise",
+                  kind="qualitative", better="lower", threshold=1 / NO_EFFECT, null=1.0, smaller=small, digits=2),
+            Claim("noise-II-unmatched", f"Fig. 9 at $\\sigma$ = {top:g}: second-order robust training has the lowest "
+                  f"corrected error (II's / the lowest of the others; effect: < 1/{NO_EFFECT})", "II unmatched", "20M",
+                  nets["II"][-1]["e_corrected"] / others, "", s.preset.name, "sec-second-noise", kind="qualitative",
+                  better="lower", threshold=1 / NO_EFFECT, null=null_e / others, smaller=small, digits=2)]
+
 
 @functools.lru_cache(maxsize=1)
 def _dataset(p: Preset) -> data.Dataset:
