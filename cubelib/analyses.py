@@ -116,7 +116,7 @@ def noise_sweep(preset, networks: dict | None = None, seed: int = 0, compute: bo
                 out["networks"][label].append(noise.metrics(model, no, ds.norms.D_i, device))
         return out
 
-    return store.analysis(p.name, "noise", spec, noise, compute_sweep if compute else None)
+    return store.analysis(p.name, "noise", spec, (noise, compute_sweep), compute_sweep if compute else None)
 
 
 def indicator_table(preset, networks: dict | None = None, seed: int = 0, compute: bool = True,
@@ -139,7 +139,7 @@ def indicator_table(preset, networks: dict | None = None, seed: int = 0, compute
             out["networks"][name] = row
         return out
 
-    return store.analysis(p.name, "indicator", spec, inputspace, compute_table if compute else None)
+    return store.analysis(p.name, "indicator", spec, (inputspace, compute_table), compute_table if compute else None)
 
 
 
@@ -172,7 +172,7 @@ def capacity_bound(preset, compute: bool = True, device="cpu", progress: bool = 
                 "v_max": robustness.measure(model, images, grad_O)["v_max"]}
         return out
 
-    return store.analysis(p.name, "capacity", spec, capacity, compute_bound if compute else None)
+    return store.analysis(p.name, "capacity", spec, (capacity, compute_bound), compute_bound if compute else None)
 
 
 def null_network(preset, compute: bool = True, progress: bool = True) -> dict | None:
@@ -202,6 +202,6 @@ def null_network(preset, compute: bool = True, progress: bool = True) -> dict | 
                 **{f"{k}_test": getattr(vul, k).mean().item() for k in ("v_max", "v_sen", "v_inv")}}
 
     try:
-        return store.analysis(p.name, "null", spec, robustness, compute_null if compute else None)
+        return store.analysis(p.name, "null", spec, (robustness, compute_null), compute_null if compute else None)
     except store.TrainingDisabled:  # it trains nothing and takes seconds: computed, not stored
         return dict(compute_null(), spec=spec)

@@ -338,14 +338,22 @@ def _continue_parent(exp: Experiment, ck: Path, root: Path | None = None):
 # --------------------------------------------------------------------------------------
 # Analyses of several trained networks (noise sweeps, indicator tables)
 
-def analysis(preset: str, kind: str, spec: dict, module, compute=None, root: Path | None = None) -> dict | None:
+def analysis_key(spec: dict, code: tuple) -> str:
+    """The key of an analysis: its spec, the schema, and the code that computes it (the
+    physics module and the computing function itself, without comments and docstrings)."""
+    blob = json.dumps({"spec": spec, "schema": SCHEMA, "code": [normalised_source(c) for c in code]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def analysis(preset: str, kind: str, spec: dict, code: tuple, compute=None, root: Path | None = None) -> dict | None:
     """The analysis `kind` of `spec` (its networks' experiment keys and its settings), made by
-    `module`: results/<preset>/analysis-<kind>-<key>.json, the key covering `spec`, the
-    schema and the module's code.  Loaded when present; else computed by `compute()` (a dict)
-    and written with provenance; None when absent and `compute` is None.  Like results, a file
-    made by unrecorded training code raises StaleResult."""
-    blob = json.dumps({"spec": spec, "schema": SCHEMA, "code": normalised_source(module)}, sort_keys=True)
-    path = (root or results_root()) / preset / f"analysis-{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
+    `code` (modules and functions, e.g. (cubelib.noise, compute_sweep)):
+    results/<preset>/analysis-<kind>-<key>.json, the key covering `spec`, the schema and that
+    code, so an edit of the computing function or of its module computes it anew.  Loaded
+    when present; else computed by `compute()` (a dict) and written with provenance; None when
+    absent and `compute` is None.  Like results, a file made by unrecorded training code
+    raises StaleResult."""
+    path = (root or results_root()) / preset / f"analysis-{kind}-{analysis_key(spec, code)}.json"
     if path.exists():
         try:
             found = json.loads(path.read_text())

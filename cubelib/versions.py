@@ -11,9 +11,11 @@ import ast
 import datetime
 import functools
 import hashlib
+import inspect
 import json
 import os
 import subprocess
+import textwrap
 from pathlib import Path
 
 from . import baselines, data, directions, evaluate, geometry, jets, oracle, recipes, robustness, terms, train, trainset
@@ -49,9 +51,19 @@ def git_commit() -> str:
         return "unknown"
 
 
-def normalised_source(module) -> str:
-    """The module's code without comments and docstrings: edits to either change nothing."""
-    tree = ast.parse(Path(module.__file__).read_text())
+def normalised_source(code) -> str:
+    """The code of a module or a function without comments and docstrings: edits to either
+    change nothing."""
+    if inspect.ismodule(code):
+        tree = ast.parse(Path(code.__file__).read_text())
+    else:  # a function, nested ones too (an analysis' computing closure); its name changes nothing
+        tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
+        tree.body[0].name = ""
+    return normalised_tree(tree)
+
+
+def normalised_tree(tree: ast.AST) -> str:
+    """ast.dump of `tree` without its docstrings."""
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \

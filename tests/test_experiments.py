@@ -967,3 +967,32 @@ def test_the_larger_sweeps_text_splits_the_attacks_along_a_sweep(env, monkeypatc
     assert (f"Its invariance attack never overtakes the sensitivity attack in this sweep; at σ = {3 * v:g} it comes "
             f"within 3.0 points of it (the paper: from 0.1).") in text
     assert "stays within" not in text
+
+
+def _compute_a():
+    """One docstring."""
+    return {"x": 1.0}  # a comment
+
+
+def _compute_b():
+    """Another docstring."""
+    # another comment
+    return {"x": 1.0}
+
+
+def _compute_c():
+    return {"x": 2.0}
+
+
+def test_an_analysis_key_covers_its_computing_function(env):
+    """Comments and docstrings of the computing function change nothing; its code does: the
+    stored numbers of an edited function are not reused."""
+    from cubelib import noise
+    spec = {"images": 3}
+    key = lambda f: store.analysis_key(spec, (noise, f))
+    assert key(_compute_a) == key(_compute_b) != key(_compute_c)
+    assert store.analysis_key(spec, (noise,)) != key(_compute_a)
+    first = store.analysis("smoke", "t", spec, (noise, _compute_a), _compute_a)
+    assert store.analysis("smoke", "t", spec, (noise, _compute_b)) == first  # loaded, not computed
+    assert store.analysis("smoke", "t", spec, (noise, _compute_c)) is None  # edited: not found
+    assert store.analysis("smoke", "t", spec, (noise, _compute_c), _compute_c)["x"] == 2.0
