@@ -56,6 +56,10 @@ def chapter_claims(chapter: str, preset, compute: bool = True, device="cpu") -> 
                 except (store.TrainingDisabled, FileNotFoundError):
                     pass  # an analysis of that preset is missing: fall back to the build's preset
     try:
+        if not compute and needs is not None and not _stored(p.name, needs):
+            # a study may load its data set (an hour to render at the paper's sizes) before
+            # it asks for a network: without compute, don't start what cannot finish
+            raise store.TrainingDisabled(f"{chapter}: networks missing at {p.name}")
         with store.training(compute):
             own = make(p, device)
     except (store.TrainingDisabled, FileNotFoundError):
