@@ -25,6 +25,12 @@ def best(scores: dict, e_limit: float | None = None):
     return min(scores, key=lambda k: scores[k][0])
 
 
+def at_least_as_good(a: dict, b: dict) -> bool:
+    """Metrics `a` at least as good as `b` on both axes of the error-vulnerability plane (test
+    e and v_max, ties count): the one such rule of the book."""
+    return a["e_test"] <= b["e_test"] and a["v_max_test"] <= b["v_max_test"]
+
+
 def at_error(points: list, e: float) -> tuple[float, int] | None:
     """The v_max a sweep reaches at test error `e`: `points` are its (test e, test v_max) in the
     sweep's order; between the two neighbours whose errors bracket `e`, interpolated linearly in

@@ -186,6 +186,7 @@ def study(preset, device="cpu") -> Accuracy:
         "crossover": int(crossover_epoch(conv.curves, first.curves)),
         "low_lr_gain_first": float(low_lr_gain(first.curves, exps["first", best].recipe.phases[0].epochs)),
         "low_lr_gain_conv": float(low_lr_gain(conv.curves, exps["conventional", best].recipe.phases[0].epochs)),
+        **_tail_numbers(conv, first, exps["first", best].recipe.phases[0].epochs),
         "grad_conv": float(grads[best][0]), "grad_first": float(grads[best][1]),
         "grad_ratio": float(grads[best][1] / grads[best][0]),
         "paper_gain_lo": min(paper.TABLE1[k][1] / paper.TABLE2[k][1] for k in paper.TABLE1),
@@ -196,6 +197,16 @@ def study(preset, device="cpu") -> Accuracy:
     return Accuracy(preset=p, experiments=exps, results=results, best=best, gains=gains, grad_norms=grads,
                     table1=table1, table2=table2, setup_table=_setup_table(p, exps), grad_table=_grad_table(grads),
                     numbers=numbers, larger=larger)
+
+
+def _tail_numbers(conv, first, switch: int) -> dict:
+    """Whether training was still improving at lr 1e-3: the test error over the last fifth of
+    that phase, first point over last (medians of the evaluations within a tenth of the phase;
+    above 1: still falling)."""
+    half = max(1, switch // 10)
+    tail = lambda r: e_near(r.curves, round(0.8 * switch), half) / e_near(r.curves, switch - half, half)
+    return {"tail_gain_conv": tail(conv), "tail_gain_first": tail(first), "tail_from": int(round(0.8 * switch)),
+            "tail_to": int(switch)}
 
 
 def e_near(curves: dict, epoch: int, half: int = 100) -> float:

@@ -82,9 +82,11 @@ def best_time(fn, repeat: int = 3, device="cpu") -> float:
 
 
 def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dtype=None, repeat: int = 3,
-                 device="cpu") -> float:
+                 device="cpu", compiled: bool = False) -> float:
     """The best of `repeat` timings of one training step (extended forward pass of `order`,
-    backward) of 1681-L-L-L-128-9 on `batch` random images, with `matmul_dtype` matmuls."""
+    backward) of 1681-L-L-L-128-9 on `batch` random images, with `matmul_dtype` matmuls;
+    `compiled`: the loss under torch.compile (inductor fuses the elementwise jet arithmetic;
+    compiling happens in the warm-up call, not timed)."""
     import torch
 
     from .. import jets
@@ -94,12 +96,17 @@ def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dty
     h = torch.randn(batch, 7 if order == 1 else 28, 1681, device=device) * 0.1
     pairs = PAIRS if order == 2 else None
 
+    def loss():
+        with jets.matmul_precision(model, matmul_dtype):
+            y, y1, y2 = model.jet_rows(h, 6, pairs)
+        return (y**2).sum() + (y1**2).sum() + ((y2**2).sum() if order == 2 else 0)
+
+    run = torch.compile(loss) if compiled else loss
+
     def step():
         for q in model.parameters():
             q.grad = None
-        with jets.matmul_precision(model, matmul_dtype):
-            y, y1, y2 = model.jet_rows(h, 6, pairs)
-        ((y**2).sum() + (y1**2).sum() + ((y2**2).sum() if order == 2 else 0)).backward()
+        run().backward()
 
     return best_time(step, repeat, device)
 

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from .. import analyses, data, experiments, geometry, noise, oracle, paper, presets, render, report, store
+from .. import analyses, data, experiments, geometry, noise, oracle, paper, presets, render, report, sampling, store
 from .. import terms as T
 from ..claims import NO_EFFECT, Claim, nearest, network, smaller
 from ..experiments import Robust
@@ -67,6 +67,7 @@ class SecondOrder:
     table6: report.Table | None = None
     table7: report.Table | None = None
     table8: report.Table | None = None
+    readings: report.Table | None = None  # E2's normalisation read three ways, over the seeds
     oracle_table: report.Table | None = None  # the oracle's answer under noise (eq. 52 against eq. 9)
     noise_table: report.Table | None = None  # e and v_max of each network at sigma = 0 and the largest sigma
     numbers: dict = field(default_factory=dict)
@@ -96,6 +97,9 @@ def study(preset, device="cpu") -> SecondOrder:
         seeds = {(m, k): store.run(weighted_experiment(p, best, k) if m == "weighted" else
                                    experiments.accuracy(p, "first", best, seed=k), device=device)
                  for k in range(p.seeds) for m in ("first", "weighted")}
+    if p.seeds > 1:  # the paper's E2 and the author's n_ij reading over the same seeds
+        seeds.update({(m, k): store.run(experiments.accuracy(p, READING_METHOD[m], best, seed=k), device=device)
+                      for k in range(p.seeds) for m in ("paper", "corners")})
     networks = analyses.figure_networks(p, device=device)
     sweep = analyses.noise_sweep(p, networks, device=device)
     s = SecondOrder(preset=p, accuracy=acc, printed=printed, long=long, nets=nets, robust=rob, networks=networks,
@@ -105,7 +109,9 @@ def study(preset, device="cpu") -> SecondOrder:
     s.table7, s.table8 = _tables_7_8(s)
     s.oracle_table, s.noise_table = _noise_tables(s)
     s.numbers = {**_size_numbers(s), **_table6_numbers(s), **_long_numbers(s), **_robust_numbers(s),
-                 **_oracle_numbers(s), **_noise_numbers(s), **_verdicts(s), **_weighted_numbers(s)}
+                 **_oracle_numbers(s), **_noise_numbers(s), **_verdicts(s), **_weighted_numbers(s),
+                 **_reading_numbers(s)}
+    s.readings = readings_table(s) if ("corners", 0) in s.seeds else None
     return s
 
 
@@ -194,6 +200,62 @@ def _table6(s: SecondOrder) -> report.Table:
     notes.append(f"Our minutes on {store.device_text(prov)}, code {prov['git_commit'][:12]}, {prov['date'][:10]}.")
     t.note = "\n\n".join(notes)
     return t
+
+
+# the readings of E2's normalisation n_ij at the largest width, p.seeds seeds each: the
+# method of experiments.accuracy training each, and its label
+READING_METHOD = {"paper": "second", "corners": "second-corners"}
+READINGS = {"first": "first-derivative training (no $E_2$)",
+            "paper": "$E_2$ as we read the paper ($n_{ij}$ of the 3 predicted vertices)",
+            "weighted": "$E_2 \\times w$ (our deviation)",
+            "corners": "the author's reading ($n_{ij}$ of the 24 exported face corners)"}
+
+
+def readings_table(s: SecondOrder) -> report.Table:
+    """Test e of each reading of E2's normalisation over the seeds, beside first-derivative
+    training: mean, range, and the gain over first-derivative training's mean."""
+    n = s.numbers
+    t = report.Table("", ["training", "rotation $n_{ij}$", *[f"seed {k}" for k in range(s.preset.seeds)], "mean",
+                          "first / mean"],
+                     formats={**{2 + k: ".3f" for k in range(s.preset.seeds + 1)}, 3 + s.preset.seeds: ".2f"},
+                     note=f"Test $e$ (%) at L = {s.best}, the same schedule, data and initialisation seeds; "
+                          "rotation $n_{ij}$: the range over the six rotation pairs of the normalisation of "
+                          "$E_2$ (the paper: \"close to 1\").")
+    w = s.preset.e2_weight ** 0.5  # E2 x w is every n_ij 1 / sqrt(w) times larger
+    rot = {"first": "-", "paper": f"{n['r_n_rot_lo']:.2f}-{n['r_n_rot_hi']:.2f}",
+           "weighted": f"{n['r_n_rot_lo'] / w:.1f}-{n['r_n_rot_hi'] / w:.1f}",
+           "corners": f"{n['r_n_corners_lo']:.2f}-{n['r_n_corners_hi']:.2f}"}
+    first = n["r_first_mean"]
+    for m in READINGS:
+        e = [s.seeds[m, k].metrics["e_test"] for k in range(s.preset.seeds)]
+        t.add(READINGS[m], rot[m], *e, n[f"r_{m}_mean"], first / n[f"r_{m}_mean"])
+    return t
+
+
+def _reading_numbers(s: SecondOrder) -> dict:
+    """Mean, range and gain over first-derivative training of each reading, and the best."""
+    keys = [f"r_{m}_{q}" for m in READINGS for q in ("mean", "lo", "hi", "gain")] + \
+        ["r_best_gain", "r_n_rot_lo", "r_n_rot_hi", "r_n_corners_lo", "r_n_corners_hi"]
+    if ("corners", 0) not in s.seeds:  # one seed at this preset: not compared
+        return {**dict.fromkeys(keys, float("nan")), "r_best": "not measured at this preset", "r_best_key": "",
+                "r_corners_verdict": "was not compared at this preset"}
+    out = {}
+    for m in READINGS:
+        e = np.array([s.seeds[m, k].metrics["e_test"] for k in range(s.preset.seeds)])
+        out.update({f"r_{m}_mean": float(e.mean()), f"r_{m}_lo": float(e.min()), f"r_{m}_hi": float(e.max())})
+    for m in READINGS:
+        out[f"r_{m}_gain"] = out["r_first_mean"] / out[f"r_{m}_mean"]
+    # the rotation pairs' n_ij under our and the author's reading, from the training poses alone
+    cfg = data.dataset_config(s.preset)
+    d2 = geometry.vertex_d2(sampling.sample_vertices(cfg.n_train, cfg.start))[:, torch.from_numpy(ROTATION)]  # [N, 6, 8, 3]
+    ours, corners = geometry.target(d2).norm(dim=-1).mean(0), 3 ** 0.5 * d2.flatten(2).norm(dim=-1).mean(0)
+    out.update({"r_n_rot_lo": ours.min().item(), "r_n_rot_hi": ours.max().item(),
+                "r_n_corners_lo": corners.min().item(), "r_n_corners_hi": corners.max().item()})
+    best = min(("paper", "weighted", "corners"), key=lambda m: out[f"r_{m}_mean"])
+    out.update({"r_best": READINGS[best], "r_best_key": best, "r_best_gain": out[f"r_{best}_gain"],
+                "r_corners_verdict": seed_verdict([s.seeds["first", k].metrics["e_test"] for k in range(s.preset.seeds)],
+                                                  [s.seeds["corners", k].metrics["e_test"] for k in range(s.preset.seeds)])})
+    return out
 
 
 def seed_table(s: SecondOrder) -> report.Table:
@@ -516,6 +578,12 @@ def rows(s: SecondOrder) -> list[Claim]:
                          "deviation from the paper's method): more accurate than first derivatives (ratio of test e, "
                          f"mean of {n['w_seeds']} seeds)", round(t2 / t6, 1), theirs, n["w_gain_first"], net, name,
                          "sec-second-weighted", kind="gain", null=1.0, smaller=small))
+    if "r_corners_gain" in s.numbers:
+        n = s.numbers
+        out.append(Claim("second-vs-first-corners", "second derivatives with the author's normalisation ($n_{ij}$ of the "
+                         "24 face corners its generator exports): more accurate than first derivatives (ratio of "
+                         f"test e, mean of {s.preset.seeds} seeds)", round(t2 / t6, 1), theirs, n["r_corners_gain"],
+                         net, name, "sec-second-readings", kind="gain", null=1.0, smaller=small))
     top = s.sweep["sigmas"][-1]
     out.append(Claim("noise-second-share", f"eq. (52) at $\\sigma$ = {top:g}: the second-order term's share of the "
                      "oracle's correction (\"up to 1/20\" for $\\sigma \\le$ 0.25; no network involved)",
