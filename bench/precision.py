@@ -10,8 +10,9 @@ For each precision, in one run:
     layer, the jet arithmetic and the optimiser in float32);
   * the second-order step's time over the first-order one's, per precision: an epoch of
     second- against first-derivative training is 42 such steps each (at the paper's batch);
-  * with --compile, the same steps with the loss under torch.compile beside the eager ones,
-    and their ratio (compiling takes seconds to a minute per shape and is not timed).
+  * with --compile, the same steps with the extended pass under torch.compile as training
+    compiles it (Recipe.compiled) beside the eager ones, and their ratio (compiling takes
+    seconds to a minute per shape and is not timed).
 Absolute numbers depend on the (shared) machine; the ratios are measured in the same run.
 
     python bench/precision.py [--device cpu|cuda] [--width 256] [--batch 2310] [--repeat 3] [--compile]
@@ -30,7 +31,7 @@ def main():
     p.add_argument("--width", type=int, default=256, help="hidden width L (>= 1)")
     p.add_argument("--batch", type=int, default=2310, help="images per step (97020 / 42 = 2310 in the paper)")
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions; the best is kept (>= 1)")
-    p.add_argument("--compile", action="store_true", help="also time the steps with the loss under torch.compile")
+    p.add_argument("--compile", action="store_true", help="also time the steps with the extended pass under torch.compile")
     a = p.parse_args()
     if a.width < 1 or a.batch < 1 or a.repeat < 1:
         p.error("--width, --batch and --repeat must be positive")

@@ -78,6 +78,15 @@ class _Serial(contextlib.nullcontext):
         return done
 
 
+def _compiled_rows(jet_rows):
+    """`jet_rows` under torch.compile, one graph per shape.  Its outputs are copied out of the
+    stacked rows: views of a compiled graph's intermediate came back with corrupt sizes
+    (torch 2.13, CPU inductor)."""
+    def rows(h, K, pairs=None):
+        return tuple(None if y is None else y.contiguous().clone() for y in jet_rows(h, K, pairs))
+    return torch.compile(rows, dynamic=False)
+
+
 def train(recipe: Recipe, ds: data.Dataset, device="cpu", checkpoint: Path | None = None,
           checkpoint_seconds: float = 300.0, progress: bool = True, desc: str = "train",
           until_epoch: int | None = None, time_limit: float | None = None, prefetch: bool = True) -> TrainResult:
@@ -94,6 +103,8 @@ def train(recipe: Recipe, ds: data.Dataset, device="cpu", checkpoint: Path | Non
     gen = torch.Generator().manual_seed(recipe.seed)
     dir_gen = torch.Generator().manual_seed(recipe.seed + trainset.DIRECTION_STREAM)
     model = jets.MLP(recipe.hidden, generator=gen).to(device)
+    if recipe.compiled:  # the training steps' extended pass only; evaluation runs the plain forward
+        model.jet_rows = _compiled_rows(model.jet_rows)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.phases[0].lr, betas=(0.9, 0.999), eps=1e-8)
     curves = {"epoch": [], "e_train": [], "e_test": [], "v_max_test": [], **{t: [] for t in T.NAMES}}
     start, seconds = 0, 0.0

@@ -392,3 +392,25 @@ def test_the_bfloat16_speed_note_follows_the_measured_ratio_and_the_cpu_flags():
     assert precision.speed_note(1.2, None) == "Here bfloat16 is slower."
     units = precision.bf16_units()  # this machine's own /proc/cpuinfo, where there is one
     assert units is None or set(units) <= {"amx_bf16", "avx512_bf16"}
+
+
+def test_a_compiled_recipe_trains_like_the_eager_one_and_resumes_exactly(ds, tmp_path):
+    """Recipe.compiled: the extended pass under torch.compile.  Its own key (eager keys as
+    before); the same training to float32 rounding (other kernels, other sums); and, being
+    deterministic code, the same bits after an interrupted run resumes."""
+    import dataclasses
+    eager = small((E0, E1, T.E2()), epochs=(2, 1))
+    fused = dataclasses.replace(eager, compiled=True)
+    assert fused.key() != eager.key() and "compiled" not in eager.describe()
+    assert Recipe.from_description(fused.describe()) == fused
+    a = train.train(eager, ds, progress=False)
+    b = train.train(fused, ds, progress=False)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-5)
+    ck = tmp_path / "c.pt"
+    train.train(fused, ds, checkpoint=ck, progress=False, until_epoch=1)
+    rest = train.train(fused, ds, checkpoint=ck, progress=False)
+    for p, q in zip(b.model.parameters(), rest.model.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="compiled"):
+        dataclasses.replace(eager, compiled="yes")

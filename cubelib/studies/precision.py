@@ -85,8 +85,9 @@ def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dty
                  device="cpu", compiled: bool = False) -> float:
     """The best of `repeat` timings of one training step (extended forward pass of `order`,
     backward) of 1681-L-L-L-128-9 on `batch` random images, with `matmul_dtype` matmuls;
-    `compiled`: the loss under torch.compile (inductor fuses the elementwise jet arithmetic;
-    compiling happens in the warm-up call, not timed)."""
+    `compiled`: the extended pass under torch.compile as training compiles it
+    (Recipe.compiled: inductor fuses the elementwise jet arithmetic; compiling happens in the
+    warm-up call, not timed)."""
     import torch
 
     from .. import jets
@@ -96,17 +97,15 @@ def step_seconds(width: int = 256, batch: int = 2310, order: int = 1, matmul_dty
     h = torch.randn(batch, 7 if order == 1 else 28, 1681, device=device) * 0.1
     pairs = PAIRS if order == 2 else None
 
-    def loss():
-        with jets.matmul_precision(model, matmul_dtype):
-            y, y1, y2 = model.jet_rows(h, 6, pairs)
-        return (y**2).sum() + (y1**2).sum() + ((y2**2).sum() if order == 2 else 0)
-
-    run = torch.compile(loss) if compiled else loss
+    from ..train import _compiled_rows
+    rows = _compiled_rows(model.jet_rows) if compiled else model.jet_rows  # as training compiles it
 
     def step():
         for q in model.parameters():
             q.grad = None
-        run().backward()
+        with jets.matmul_precision(model, matmul_dtype):
+            y, y1, y2 = rows(h, 6, pairs)
+        ((y**2).sum() + (y1**2).sum() + ((y2**2).sum() if order == 2 else 0)).backward()
 
     return best_time(step, repeat, device)
 
