@@ -143,6 +143,17 @@ def verdict(c: Claim) -> str:
     return HOLDS if ratio >= 1 / TOLERANCE else fail  # vulnerability: the share of the paper's effect
 
 
+def over_seeds(first, second) -> str:
+    """How method `second` compares with `first` by test error over seeds (lower is better):
+    it beats it when its worst seed beats the other's best, loses when its best seed is worse
+    than the other's worst, and ties within the seed spread otherwise."""
+    if max(second) < min(first):
+        return "beats it with every seed"
+    if min(second) > max(first):
+        return "loses to it"
+    return "ties with it within the seed spread"
+
+
 def as_null(c: Claim) -> Claim:
     """The claim as a network that ignores its input would score it (for the rules' test)."""
     return replace(c, ours=c.null)

@@ -97,7 +97,7 @@ def test_book_builds_at_smoke_with_warnings_as_errors(tmp_path, progress):
     assert "{glue" not in intro and "glue:text" not in intro
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", intro))
     # the summary table rendered, with our numbers computed at the smoke preset
-    assert re.search(r"effective resolution .*? 28 28 \(any\) holds", text)
+    assert re.search(r"effective resolution .*? 28 28 \(any\) 1.00x holds", text)
     assert re.search(r"Table 2: test \\\(e\\\) \(%\), first-derivative training [\d.]+ \(0.6M\) [\d.]+ \(L = 16, smoke\)",
                      text) and "not measured" not in text
     # the chapters produced their figures

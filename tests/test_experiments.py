@@ -591,7 +591,7 @@ def test_parallel_runs_of_a_preset_keep_every_manifest_entry(env):
 
 
 def test_seed_verdict_separates_beats_ties_and_loses():
-    from cubelib.studies.second_order import seed_verdict
+    seed_verdict = claims.over_seeds
     first = [2.47, 2.40, 2.52]
     assert seed_verdict(first, [2.10, 2.02, 2.20]) == "beats it with every seed"
     assert seed_verdict(first, [2.45, 2.30, 2.60]) == "ties with it within the seed spread"

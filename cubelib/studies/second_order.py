@@ -20,6 +20,7 @@ import torch
 
 from .. import analyses, data, experiments, geometry, noise, oracle, paper, presets, render, report, sampling, store
 from .. import terms as T
+from .. import claims
 from ..claims import NO_EFFECT, Claim, nearest, network, smaller
 from ..experiments import Robust
 from ..presets import Preset
@@ -112,6 +113,8 @@ def study(preset, device="cpu") -> SecondOrder:
                  **_oracle_numbers(s), **_noise_numbers(s), **_verdicts(s), **_weighted_numbers(s),
                  **_reading_numbers(s)}
     s.readings = readings_table(s) if ("corners", 0) in s.seeds else None
+    # the verdicts of the chapter's claims, for the sentences that say whether one holds
+    s.numbers.update({f"verdict_{c.id.replace('-', '_')}": claims.verdict(c) for c in rows(s)})
     return s
 
 
@@ -253,7 +256,7 @@ def _reading_numbers(s: SecondOrder) -> dict:
                 "r_n_corners_lo": corners.min().item(), "r_n_corners_hi": corners.max().item()})
     best = min(("paper", "weighted", "corners"), key=lambda m: out[f"r_{m}_mean"])
     out.update({"r_best": READINGS[best], "r_best_key": best, "r_best_gain": out[f"r_{best}_gain"],
-                "r_corners_verdict": seed_verdict([s.seeds["first", k].metrics["e_test"] for k in range(s.preset.seeds)],
+                "r_corners_verdict": claims.over_seeds([s.seeds["first", k].metrics["e_test"] for k in range(s.preset.seeds)],
                                                   [s.seeds["corners", k].metrics["e_test"] for k in range(s.preset.seeds)])})
     return out
 
@@ -272,25 +275,13 @@ def seed_table(s: SecondOrder) -> report.Table:
     return t
 
 
-def seed_verdict(first, second) -> str:
-    """How method `second` compares with `first` by test error over seeds (lower is better):
-    it beats it when its worst seed beats the other's best, loses when its best seed is worse
-    than the other's worst, and ties within the seed spread otherwise."""
-    first, second = np.asarray(first), np.asarray(second)
-    if second.max() < first.min():
-        return "beats it with every seed"
-    if second.min() > first.max():
-        return "loses to it"
-    return "ties with it within the seed spread"
-
-
 def _weighted_numbers(s: SecondOrder) -> dict:
     """The working method against first-derivative training over the seeds: means, ranges, verdict."""
     if not s.seeds:
         return {}
     first = np.array([s.seeds["first", k].metrics["e_test"] for k in range(s.preset.seeds)])
     second = np.array([s.seeds["weighted", k].metrics["e_test"] for k in range(s.preset.seeds)])
-    verdict = seed_verdict(first, second)
+    verdict = claims.over_seeds(first, second)
     # E2 as the paper defines it (unweighted) at the end of the E2 phases, from the training curves
     last_e2 = lambda r, w: next(v for v in reversed(r.curves["E2"]) if v is not None) / w
     w = s.preset.e2_weight
