@@ -53,7 +53,7 @@ def _run(a) -> None:
     device = _device(a.device)
     started = time.monotonic()
     for exp in experiments.CHAPTERS[a.chapter](_preset(a)):
-        if a.only and a.only not in exp.name:
+        if a.only and not any(t in exp.name for t in a.only):
             continue
         left = None if a.time_limit is None else a.time_limit - (time.monotonic() - started)
         if left is not None and left <= 0:
@@ -101,7 +101,8 @@ def main(argv=None) -> int:
     r.add_argument("--device", default="cpu")
     r.add_argument("--time-limit", type=float, default=None,
                    help="seconds; stop cleanly at an epoch boundary after this, checkpointed for a later resume")
-    r.add_argument("--only", default=None, help="run only experiments whose name contains this text")
+    r.add_argument("--only", action="append", metavar="TEXT",
+                   help="run only experiments whose name contains TEXT (repeat for several)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="override a size of the preset (cubelib.presets.Preset), e.g. --set epochs=300")
     st = sub.add_parser("status", help="list the preset's missing, stale, corrupt and orphaned results")

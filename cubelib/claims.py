@@ -72,7 +72,8 @@ RULES = (f"Verdicts are computed from the two numbers by a rule for each kind of
          f"1/{NO_EFFECT}; measured on a smaller network or a shorter schedule than the paper's, a gain holds at most "
          f"in direction. A baseline the paper compares against is reproduced within the tolerance either way: "
          f"a stronger baseline weakens the claim it is there for. Each rule fails a network that ignores its "
-         f"input. 'At this scale': our network is smaller than the paper's nearest one or trained on less data "
+         f"input (except the few claims about a schedule or about two trainings agreeing, which such a "
+         f"network would share). 'At this scale': our network is smaller than the paper's nearest one or trained on less data "
          f"or for fewer epochs. A row the paper gives no number for (a comparison of ours) says '{OURS_ONLY}'.")
 
 Kind = Literal["value", "error", "vulnerability", "gain", "qualitative"]
