@@ -320,6 +320,9 @@ def test_n_ij_corners_rule_is_the_24_face_corners(ds):
     assert torch.allclose(corners_rule[rot], reference[rot], rtol=1e-6)
     assert corners_rule[rot].min() > 2 * scaled[rot].max() / 3  # 24 corners against 3 vertices
     assert torch.equal(corners_rule[~rot], scaled[~rot])
+    from cubelib.studies.second_order import rotation_norms  # the chapter's numbers: the same norms
+    ours, corners = rotation_norms(ds.train.vertices)
+    assert torch.allclose(ours, scaled[rot], rtol=1e-12) and torch.allclose(corners, corners_rule[rot], rtol=1e-12)
     with pytest.raises(ValueError, match="needs the training images' vertices"):
         T.second_order_norms(ds.train.target_d2, ds.train.d2, "corners")
 

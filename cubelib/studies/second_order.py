@@ -239,6 +239,14 @@ def readings_table(s: SecondOrder) -> report.Table:
     return t
 
 
+def rotation_norms(vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotation pairs' n_ij [6] under our reading (avg ||d2|| of the 3 predicted vertices,
+    terms.second_order_norms "scaled") and the author's: its generator (img-gen.m) exports all
+    24 face corners, each vertex three times, so sqrt(3) avg ||d2|| of the 8 vertices ("corners")."""
+    d2 = geometry.vertex_d2(vertices)[:, torch.from_numpy(ROTATION)]  # [N, 6, 8, 3]
+    return geometry.target(d2).norm(dim=-1).mean(0), 3 ** 0.5 * d2.flatten(2).norm(dim=-1).mean(0)
+
+
 def _reading_numbers(s: SecondOrder) -> dict:
     """Mean, range and gain over first-derivative training of each reading, and the best."""
     keys = [f"r_{m}_{q}" for m in READINGS for q in ("mean", "lo", "hi", "gain")] + \
@@ -254,8 +262,7 @@ def _reading_numbers(s: SecondOrder) -> dict:
         out[f"r_{m}_gain"] = out["r_first_mean"] / out[f"r_{m}_mean"]
     # the rotation pairs' n_ij under our and the author's reading, from the training poses alone
     cfg = data.dataset_config(s.preset)
-    d2 = geometry.vertex_d2(sampling.sample_vertices(cfg.n_train, cfg.start))[:, torch.from_numpy(ROTATION)]  # [N, 6, 8, 3]
-    ours, corners = geometry.target(d2).norm(dim=-1).mean(0), 3 ** 0.5 * d2.flatten(2).norm(dim=-1).mean(0)
+    ours, corners = rotation_norms(sampling.sample_vertices(cfg.n_train, cfg.start))
     out.update({"r_n_rot_lo": ours.min().item(), "r_n_rot_hi": ours.max().item(),
                 "r_n_corners_lo": corners.min().item(), "r_n_corners_hi": corners.max().item()})
     best = min(("paper", "weighted", "corners"), key=lambda m: out[f"r_{m}_mean"])
@@ -639,11 +646,9 @@ def pair_norms(s: SecondOrder) -> PairNorms:
                          for i in range(0, len(train), 1024)]).sum(0) / len(train)
     rot = torch.from_numpy(ROTATION)
     diagonal = torch.tensor([i == j and j < 3 for i, j in geometry.PAIRS])
-    # the author's generator (img-gen.m) exports all 24 face corners, each vertex three times:
-    # n_ij of the rotation pairs if the target were those corners rather than three vertices
-    corners = (3 ** 0.5) * geometry.vertex_d2(train.vertices).flatten(2).norm(dim=-1).mean(0)
+    _, corners = rotation_norms(train.vertices)  # the author's reading
     numbers = {"r_rot": image[rot].mean().item(), "r_rot_diagonal": image[diagonal].mean().item(),
-               "n_corners_lo": corners[rot].min().item(), "n_corners_hi": corners[rot].max().item(),
+               "n_corners_lo": corners.min().item(), "n_corners_hi": corners.max().item(),
                "n_rot_lo": scaled[rot].min().item(),
                "n_rot_hi": scaled[rot].max().item(), "h_max": image.max().item(),
                "h_max_pair": PAIR_LABELS[int(image.argmax())],
